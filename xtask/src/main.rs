@@ -1,0 +1,92 @@
+//! `cargo xtask ...`: the workspace's chores, one command each.
+//!
+//! * `cargo xtask test`: the one test command (installs what tests need, checks format, lints, the
+//!   house rules, then runs every test).
+//! * `cargo xtask house`: only the house rules (dependency direction, a pure `core`).
+//! * `cargo xtask demo`: the main job end to end on this machine alone.
+
+// xtask is a developer tool that talks to the terminal.
+#![allow(clippy::print_stdout, clippy::print_stderr)]
+
+mod demo;
+mod house;
+mod packages;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::{Result, bail};
+
+fn main() -> std::process::ExitCode {
+    match real_main() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("xtask: error: {err:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn real_main() -> Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let root = workspace_root();
+    match args.first().map(String::as_str) {
+        Some("test") => test(&root, &args[1..]),
+        Some("house") => house::check(&root),
+        Some("demo") => demo::run(&root),
+        Some("install-deps") => packages::ensure(&packages::TEST_PACKAGES),
+        _ => bail!(
+            "usage: cargo xtask <test|house|demo|install-deps>\n\
+             \x20 test          install test dependencies, check fmt, clippy and house rules, run all tests\n\
+             \x20 house         check dependency direction and core purity\n\
+             \x20 demo          run the main job end to end on this machine\n\
+             \x20 install-deps  install the Debian packages the tests need (as root)"
+        ),
+    }
+}
+
+/// The workspace root: the parent of this crate's manifest directory.
+fn workspace_root() -> PathBuf {
+    let manifest = PathBuf::from(env!("CARGO_MANIFEST_DIR"));
+    manifest
+        .parent()
+        .map_or_else(|| manifest.clone(), std::path::Path::to_path_buf)
+}
+
+/// `cargo xtask test [-- extra nextest args]`.
+fn test(root: &std::path::Path, extra: &[String]) -> Result<()> {
+    packages::ensure(&packages::TEST_PACKAGES)?;
+    run::step(
+        "format",
+        run::cargo(root, &["fmt", "--all", "--", "--check"]),
+    )?;
+    house::check(root)?;
+    run::step(
+        "clippy",
+        run::cargo(
+            root,
+            &[
+                "clippy",
+                "--workspace",
+                "--all-targets",
+                "--",
+                "-D",
+                "warnings",
+            ],
+        ),
+    )?;
+    run::step(
+        "doc tests",
+        run::cargo(root, &["test", "--workspace", "--doc"]),
+    )?;
+    // The runner's own summary closes the output, so it goes last.
+    if run::has_nextest(root) {
+        let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
+        args.extend(extra.iter().map(String::as_str));
+        run::step("tests (nextest)", run::cargo(root, &args))
+    } else {
+        let mut args = vec!["test", "--workspace", "--no-fail-fast"];
+        args.extend(extra.iter().map(String::as_str));
+        run::step("tests (cargo test)", run::cargo(root, &args))
+    }
+}
