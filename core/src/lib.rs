@@ -17,6 +17,9 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod cache;
 pub mod digest;
+pub mod gojson;
 
+pub use cache::key::record_digest;
 pub use digest::{Algorithm, Digest, DigestError, Hasher};

@@ -1,0 +1,33 @@
+//! BuildKit's cache records: the inline cache value and the registry cache config (spec
+//! sections 2 and 3), plus the digest formulas that name records (section 5.1).
+//!
+//! * [`RecordGraph`]: records referencing each other by index, always valid (links in range,
+//!   no loops, no empty input sets). [`RecordGraph::from_inline`] reads the
+//!   `moby.buildkit.cache.v0` value of any BuildKit version; [`RecordGraph::to_inline`] writes
+//!   it canonically, byte for byte as BuildKit does.
+//! * [`CacheConfig`]: a registry cache config blob, the same graph plus a layers table.
+//! * [`key`]: `record_digest` and friends.
+//!
+//! ```
+//! use inlay_core::cache::RecordGraph;
+//!
+//! // `[{"digest":"sha256:…"}]`, one root record.
+//! let value = "W3siZGlnZXN0Ijoic2hhMjU2OmIxMzllYThiZjA3YWNlNjQzNDE1MzU0YTQ2Y2UxMWMwNjQ5Yjg3YTRjN2M0OTVjOWJhMmZjNjAyOTQ5M2FlNzQifV0=";
+//! let graph = RecordGraph::from_inline(value).unwrap();
+//! assert_eq!(graph.len(), 1);
+//! assert!(graph.records()[0].is_root());
+//! assert_eq!(graph.to_inline(), value);
+//! ```
+
+pub mod codec;
+mod error;
+pub mod key;
+pub mod record;
+mod timestamp;
+
+pub use error::CacheRecordError;
+pub use record::{
+    CacheConfig, CacheInput, CacheLayer, CacheRecord, CacheResult, ChainedResult, LayerAnnotations,
+    RecordGraph,
+};
+pub use timestamp::{Timestamp, TimestampError};
