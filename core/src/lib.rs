@@ -22,6 +22,7 @@
 
 pub mod descriptor;
 pub mod digest;
+pub mod op;
 pub mod platform;
 pub mod reference;
 
