@@ -4,13 +4,18 @@
 // The binary is the one place that writes to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod build_flags;
+mod spec;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+use crate::build_flags::BuildFlags;
+
 /// A daemonless Dockerfile image builder with BuildKit-compatible inline cache.
 #[derive(Debug, Parser)]
-#[command(name = "inlay", version, about)]
+#[command(name = "inlay", version, about, propagate_version = true)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -18,19 +23,26 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Build an image from a Dockerfile and a context.
-    Build {
-        /// The build context directory, or `-` for a Dockerfile on standard input.
-        context: String,
-    },
+    /// Build an image from a Dockerfile and a context (flags as `docker buildx build` spells them).
+    Build(Box<BuildFlags>),
 }
+
+/// Exit codes: 0 success, 1 a failed build, 2 bad usage (clap's own code for usage errors too).
+const EXIT_BUILD_FAILED: u8 = 1;
+const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Build { context } => {
-            eprintln!("inlay: building is not implemented yet (context {context})");
-            ExitCode::from(1)
-        }
+        Command::Build(args) => match args.into_request() {
+            Ok(request) => {
+                eprintln!("inlay: building is not implemented yet; parsed request:\n{request:#?}");
+                ExitCode::from(EXIT_BUILD_FAILED)
+            }
+            Err(err) => {
+                eprintln!("inlay: error: {err:#}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
     }
 }
