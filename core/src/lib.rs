@@ -24,10 +24,12 @@ pub mod cache;
 pub mod descriptor;
 pub mod digest;
 pub mod gojson;
+pub mod image;
 pub mod op;
 pub mod platform;
 pub mod reference;
 
+pub use cache::Timestamp;
 pub use cache::key::record_digest;
 pub use descriptor::{Compression, Descriptor, media_types};
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
