@@ -181,7 +181,12 @@ impl Value {
     /// The sha256 digest of [`Value::to_json`], which is how BuildKit turns a pre-image into a
     /// CacheMap digest.
     pub fn digest(&self) -> Digest {
-        Digest::sha256_of(self.to_json().as_bytes())
+        self.digest_with(ControlEscapes::default())
+    }
+
+    /// The sha256 digest of [`Value::to_json_with`].
+    pub fn digest_with(&self, escapes: ControlEscapes) -> Digest {
+        Digest::sha256_of(self.to_json_with(escapes).as_bytes())
     }
 
     /// Appends the compact JSON text to `out`.

@@ -19,10 +19,10 @@
 //! assert_eq!(graph.to_inline(), value);
 //! ```
 
-pub mod codec;
+mod codec;
 mod error;
 pub mod key;
-pub mod record;
+mod record;
 mod timestamp;
 
 pub use error::CacheRecordError;

@@ -2,9 +2,9 @@
 //! config "v0" lays them out (spec sections 2.2 and 3).
 //!
 //! A [`RecordGraph`] is always valid: every link points at a record of the graph, no input is
-//! an empty set of alternatives, and following links never loops. The JSON forms live in
-//! [`crate::cache::codec`] ([`RecordGraph::from_inline`], [`RecordGraph::to_inline`],
-//! [`CacheConfig::from_json`], ...).
+//! an empty set of alternatives, and following links never loops. The JSON forms are
+//! [`RecordGraph::from_inline`], [`RecordGraph::to_inline`], [`CacheConfig::from_json`] and
+//! friends, in the `codec` module.
 
 use crate::Digest;
 use crate::cache::{CacheRecordError, Timestamp};
