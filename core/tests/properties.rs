@@ -257,6 +257,48 @@ proptest! {
     }
 
     #[test]
+    fn cache_config_encoding_ignores_layer_and_record_order(
+        (layers, layer_order) in layers().prop_flat_map(|layers| {
+            let n = layers.len();
+            (Just(layers), Just((0..n).collect::<Vec<_>>()).prop_shuffle())
+        }),
+        (seeds, record_order) in prop::collection::vec(seed(), 0..8).prop_flat_map(|seeds| {
+            let n = seeds.len();
+            (Just(seeds), Just((0..n).collect::<Vec<_>>()).prop_shuffle())
+        }),
+    ) {
+        let records = build(&seeds, layers.len());
+        let config = CacheConfig::new(layers.clone(), RecordGraph::new(records.clone()).unwrap())
+            .unwrap();
+        let mut moved_layers: Vec<Option<CacheLayer>> = vec![None; layers.len()];
+        for (l, layer) in layers.iter().enumerate() {
+            let mut layer = layer.clone();
+            layer.parent = layer.parent.map(|p| layer_order[p]);
+            moved_layers[layer_order[l]] = Some(layer);
+        }
+        let moved_records: Vec<CacheRecord> = permute(&records, &record_order)
+            .into_iter()
+            .map(|mut r| {
+                for result in &mut r.results {
+                    result.layer = layer_order[result.layer];
+                }
+                for chain in &mut r.chains {
+                    for l in &mut chain.layers {
+                        *l = layer_order[*l];
+                    }
+                }
+                r
+            })
+            .collect();
+        let moved = CacheConfig::new(
+            moved_layers.into_iter().map(Option::unwrap).collect(),
+            RecordGraph::new(moved_records).unwrap(),
+        )
+        .unwrap();
+        prop_assert_eq!(moved.to_json(), config.to_json());
+    }
+
+    #[test]
     fn decoding_arbitrary_bytes_never_panics(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
         let _ = RecordGraph::from_json(&bytes);
         let _ = CacheConfig::from_json(&bytes);

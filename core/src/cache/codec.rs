@@ -562,24 +562,39 @@ impl CacheConfig {
     pub fn canonical(&self) -> CacheConfig {
         let layers = self.layers();
         // A layer's identity is its blob and annotations, then its parent's, down to the base.
-        let keys: Vec<Vec<(&str, Option<&LayerAnnotations>)>> = (0..layers.len())
-            .map(|l| {
-                self.chain(l)
-                    .into_iter()
-                    .rev()
-                    .map(|i| (layers[i].blob.as_str(), layers[i].annotations.as_ref()))
-                    .collect()
-            })
-            .collect();
+        // Interning that chain as an id (parents first) makes equal layers cheap to spot and
+        // keeps memory linear even for one long chain.
+        let ids = layer_identities(layers);
+        let compare = |mut a: usize, mut b: usize| loop {
+            if ids[a] == ids[b] {
+                return Ordering::Equal;
+            }
+            let here = layers[a]
+                .blob
+                .as_str()
+                .cmp(layers[b].blob.as_str())
+                .then_with(|| {
+                    compare_annotations(
+                        layers[a].annotations.as_ref(),
+                        layers[b].annotations.as_ref(),
+                    )
+                });
+            if here != Ordering::Equal {
+                return here;
+            }
+            match (layers[a].parent, layers[b].parent) {
+                (Some(pa), Some(pb)) => (a, b) = (pa, pb),
+                (parent_a, parent_b) => return parent_a.is_some().cmp(&parent_b.is_some()),
+            }
+        };
         let mut order: Vec<usize> = (0..layers.len()).collect();
-        order.sort_by(|&a, &b| compare_layer_keys(&keys[a], &keys[b]));
-        order.dedup_by(|a, b| keys[*a] == keys[*b]);
-        let mut new_index = vec![0usize; layers.len()];
-        for (l, key) in keys.iter().enumerate() {
-            new_index[l] = order
-                .binary_search_by(|&o| compare_layer_keys(&keys[o], key))
-                .expect("every key has a representative");
+        order.sort_by(|&a, &b| compare(a, b));
+        order.dedup_by(|a, b| ids[*a] == ids[*b]);
+        let mut position_of_id = HashMap::new();
+        for (position, &l) in order.iter().enumerate() {
+            position_of_id.insert(ids[l], position);
         }
+        let new_index: Vec<usize> = ids.iter().map(|id| position_of_id[id]).collect();
         let new_layers = order
             .iter()
             .map(|&l| CacheLayer {
@@ -611,17 +626,32 @@ impl CacheConfig {
     }
 }
 
-fn compare_layer_keys(
-    a: &[(&str, Option<&LayerAnnotations>)],
-    b: &[(&str, Option<&LayerAnnotations>)],
-) -> Ordering {
-    for (x, y) in a.iter().zip(b) {
-        let by_blob = x.0.cmp(y.0).then_with(|| compare_annotations(x.1, y.1));
-        if by_blob != Ordering::Equal {
-            return by_blob;
+/// A small integer per layer, equal for two layers exactly when their blobs, annotations and
+/// whole parent chains are equal. Parents must not loop ([`CacheConfig::new`] checks).
+fn layer_identities(layers: &[CacheLayer]) -> Vec<usize> {
+    let mut ids: Vec<Option<usize>> = vec![None; layers.len()];
+    let mut interned: HashMap<(&Digest, Option<&LayerAnnotations>, Option<usize>), usize> =
+        HashMap::new();
+    for start in 0..layers.len() {
+        // Walk up to the first layer with a known id (or the base), then assign ids downwards.
+        let mut pending = Vec::new();
+        let mut next = Some(start);
+        while let Some(l) = next.filter(|&l| ids[l].is_none()) {
+            pending.push(l);
+            next = layers[l].parent;
+        }
+        for &l in pending.iter().rev() {
+            let parent_id = layers[l]
+                .parent
+                .map(|p| ids[p].expect("parents are assigned before children"));
+            let key = (&layers[l].blob, layers[l].annotations.as_ref(), parent_id);
+            let fresh = interned.len();
+            ids[l] = Some(*interned.entry(key).or_insert(fresh));
         }
     }
-    a.len().cmp(&b.len())
+    ids.into_iter()
+        .map(|id| id.expect("every layer gets an id"))
+        .collect()
 }
 
 fn compare_annotations(a: Option<&LayerAnnotations>, b: Option<&LayerAnnotations>) -> Ordering {
