@@ -70,6 +70,18 @@ impl CacheRecord {
         self.inputs.is_empty()
     }
 
+    /// The results of a record read from an **inline** cache, as lists of image layer positions
+    /// base first: a `layers` result `k` is positions `0..=k`, a `chains` result is its list
+    /// (spec section 3.4). Newest first is the caller's choice; this keeps wire order, `layers`
+    /// results before `chains`.
+    pub fn image_layer_lists(&self) -> Vec<(Vec<usize>, Timestamp)> {
+        self.results
+            .iter()
+            .map(|r| ((0..=r.layer).collect(), r.created_at))
+            .chain(self.chains.iter().map(|c| (c.layers.clone(), c.created_at)))
+            .collect()
+    }
+
     /// Every layer index this record's results mention.
     pub fn layer_indexes(&self) -> impl Iterator<Item = usize> + '_ {
         self.results
@@ -116,6 +128,31 @@ impl RecordGraph {
         })
         .map_err(|record| CacheRecordError::Loop { record })?;
         Ok(RecordGraph { records })
+    }
+
+    /// Appends `record`, whose links must point at records already in the graph (so the graph
+    /// stays acyclic by construction), and returns its index. This is how an exporter builds a
+    /// graph: sources first, then each op after its inputs.
+    pub fn push(&mut self, record: CacheRecord) -> Result<usize, CacheRecordError> {
+        let index = self.records.len();
+        for (i, alternatives) in record.inputs.iter().enumerate() {
+            if alternatives.is_empty() {
+                return Err(CacheRecordError::EmptyInput {
+                    record: index,
+                    input: i,
+                });
+            }
+            if let Some(bad) = alternatives.iter().find(|a| a.link >= index) {
+                return Err(CacheRecordError::LinkOutOfRange {
+                    record: index,
+                    input: i,
+                    link: i64::try_from(bad.link).unwrap_or(i64::MAX),
+                    records: index,
+                });
+            }
+        }
+        self.records.push(record);
+        Ok(index)
     }
 
     /// The records, in graph order.
@@ -396,6 +433,38 @@ mod tests {
                 input: 0
             })
         ));
+    }
+
+    #[test]
+    fn push_builds_acyclic_graphs() {
+        let mut g = RecordGraph::default();
+        let root = g.push(CacheRecord::root(d(0))).unwrap();
+        let mut child = CacheRecord::root(d(1));
+        child.inputs = vec![vec![link(root)]];
+        child.results = vec![CacheResult {
+            layer: 2,
+            created_at: Timestamp::ZERO,
+        }];
+        child.chains = vec![ChainedResult {
+            layers: vec![0, 3],
+            created_at: Timestamp::ZERO,
+        }];
+        let child = g.push(child).unwrap();
+        assert_eq!(child, 1);
+        let mut forward = CacheRecord::root(d(2));
+        forward.inputs = vec![vec![link(2)]];
+        assert!(matches!(
+            g.push(forward),
+            Err(CacheRecordError::LinkOutOfRange { record: 2, .. })
+        ));
+        assert_eq!(
+            g.records()[1].image_layer_lists(),
+            vec![
+                (vec![0, 1, 2], Timestamp::ZERO),
+                (vec![0, 3], Timestamp::ZERO)
+            ]
+        );
+        assert_eq!(RecordGraph::new(g.records().to_vec()).unwrap(), g);
     }
 
     #[test]

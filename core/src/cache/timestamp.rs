@@ -185,7 +185,8 @@ impl FromStr for Timestamp {
         }
         let mut at = 19;
         let mut nanos = 0u32;
-        if b.get(at) == Some(&b'.') {
+        // Go accepts `,` as the decimal separator too (since Go 1.17).
+        if matches!(b.get(at), Some(b'.' | b',')) {
             at += 1;
             let start = at;
             while b.get(at).is_some_and(u8::is_ascii_digit) {
@@ -300,6 +301,8 @@ mod tests {
     fn normalises_like_go() {
         let t: Timestamp = "2026-01-01T00:00:00.500+00:00".parse().unwrap();
         assert_eq!(t.to_string(), "2026-01-01T00:00:00.5Z");
+        let t: Timestamp = "2026-01-01T00:00:00,25Z".parse().unwrap();
+        assert_eq!(t.to_string(), "2026-01-01T00:00:00.25Z");
         let t: Timestamp = "2026-01-01T00:00:00.1234567891Z".parse().unwrap();
         assert_eq!(t.to_string(), "2026-01-01T00:00:00.123456789Z");
     }
