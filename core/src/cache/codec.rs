@@ -297,7 +297,8 @@ impl RecordGraph {
     /// itself, and looks only at the first alternative), so where its order is undefined this
     /// one goes on comparing the whole structure below each record. Records identical in
     /// digest, links (structurally) and results are merged, as BuildKit's exporter merges them
-    /// (spec section 2.5). The result does not depend on the order of the input.
+    /// (spec section 2.5), and an input lists each (link, selector) once, since BuildKit keeps
+    /// them in a set. The result does not depend on the order of the input.
     #[must_use]
     pub fn canonical(&self) -> RecordGraph {
         let records = self.records();
@@ -313,8 +314,24 @@ impl RecordGraph {
             });
             merged_into.push(rep);
         }
+        // Point every link at its representative; BuildKit keeps an input's links in a set,
+        // so a link that became a duplicate through merging is kept once.
+        let merged: HashMap<usize, CacheRecord> = unique
+            .iter()
+            .map(|&r| {
+                let mut record = records[r].clone();
+                for alternatives in &mut record.inputs {
+                    for a in alternatives.iter_mut() {
+                        a.link = merged_into[a.link];
+                    }
+                    alternatives.sort();
+                    alternatives.dedup();
+                }
+                (r, record)
+            })
+            .collect();
         let sort_key = |r: usize| {
-            let record = &records[r];
+            let record = &merged[&r];
             let inputs: Vec<(usize, Vec<(&str, &str)>)> = record
                 .inputs
                 .iter()
@@ -346,10 +363,10 @@ impl RecordGraph {
         let out = unique
             .iter()
             .map(|&r| {
-                let mut record = records[r].clone();
+                let mut record = merged[&r].clone();
                 for alternatives in &mut record.inputs {
                     for a in alternatives.iter_mut() {
-                        a.link = new_index[merged_into[a.link]];
+                        a.link = new_index[a.link];
                     }
                     alternatives.sort();
                 }
@@ -360,8 +377,8 @@ impl RecordGraph {
     }
 }
 
-/// A digest of each record's whole structure: its digest, results, and for each input the
-/// sorted multiset of (selector, fingerprint of the linked record). Equal fingerprints mean
+/// A digest of each record's whole structure: its digest, results, and for each input the set
+/// of (selector, fingerprint of the linked record). Equal fingerprints mean
 /// interchangeable records.
 fn fingerprints(graph: &RecordGraph) -> Vec<Digest> {
     let records = graph.records();
@@ -385,6 +402,7 @@ fn fingerprints(graph: &RecordGraph) -> Vec<Digest> {
                 })
                 .collect();
             alts.sort();
+            alts.dedup();
             text.push_str("|i");
             for alt in alts {
                 text.push(',');
