@@ -32,9 +32,10 @@ use crate::Digest;
 
 /// Which escape Go writes for backspace and form feed.
 ///
-/// Go 1.22 started writing `\b` and `\f`; earlier releases (and so BuildKit 0.8 in docker
-/// 20.10) wrote `\u0008` and `\u000c` (spec section 2.3). Every other character is escaped the
-/// same way by both.
+/// Go 1.22 started writing `\b` and `\f` (its release notes, "minor changes to the library",
+/// `encoding/json`); earlier releases wrote `\u0008` and `\u000c`. So docker 20.10's BuildKit
+/// 0.8 (built with an older Go) keys such a command differently from a current BuildKit (spec
+/// section 2.3 leaves this open). Every other character is escaped the same way by both.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 #[non_exhaustive]
 pub enum ControlEscapes {
