@@ -17,6 +17,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+pub mod contenthash;
 pub mod digest;
 
 pub use digest::{Algorithm, Digest, DigestError, Hasher};
