@@ -734,3 +734,59 @@ mod order_independence {
         }
     }
 }
+
+mod never_panics {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn any_entry() -> impl Strategy<Value = Entry> {
+        let path = "[a-c/.*?\\[\\]\\\\-]{0,10}";
+        let target = "[a-c/.]{0,8}";
+        (path, 0u8..5, target, any::<Vec<u8>>(), 0u32..0o10000).prop_map(
+            |(path, kind, target, bytes, mode)| match kind {
+                0 => Entry::new(path, Stat::new(EntryKind::Dir, mode)),
+                1 => Entry::new(path, Stat::new(EntryKind::Symlink { target }, mode)),
+                2 => Entry::new(path, Stat::new(EntryKind::HardLink { target }, mode)),
+                3 => Entry::new(path, Stat::new(EntryKind::Fifo, mode)),
+                _ => Entry::with_content(
+                    path,
+                    Stat::new(
+                        EntryKind::File {
+                            size: bytes.len() as u64,
+                        },
+                        mode,
+                    ),
+                    bytes,
+                ),
+            },
+        )
+    }
+
+    proptest! {
+        #[test]
+        fn tree_building_and_queries_never_panic(
+            entries in proptest::collection::vec(any_entry(), 0..16),
+            queries in proptest::collection::vec("[a-c/.*?\\[\\]\\\\^-]{0,10}", 1..6),
+            follow in any::<bool>(),
+        ) {
+            for profile in ALL {
+                for source in [SourceKind::LocalContext, SourceKind::Snapshot] {
+                    let mut builder = ContentTreeBuilder::new(TreeOptions::new(profile, source));
+                    for entry in &entries {
+                        let _ = builder.insert(entry.clone());
+                    }
+                    let Ok(tree) = builder.build() else { continue };
+                    for query in &queries {
+                        let _ = tree.checksum(query, follow);
+                        let _ = tree.checksum_wildcard(query, follow);
+                    }
+                    let selectors: Vec<Selector> = queries
+                        .iter()
+                        .map(|q| Selector::copy_source(q, true, follow))
+                        .collect();
+                    let _ = content_key(&tree, &selectors);
+                }
+            }
+        }
+    }
+}
