@@ -4,6 +4,7 @@
 //!
 //! The result never depends on walk order or thread scheduling: the tree builder sorts by key.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File, Metadata};
 use std::io::{self, Read};
 use std::num::NonZeroUsize;
@@ -14,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use inlay_core::contenthash::{
     ContentHashError, ContentTree, ContentTreeBuilder, Entry, EntryKind, HeaderRules, SourceKind,
-    Stat, TreeOptions,
+    Stat, TreeOptions, contains_wildcards, path_match,
 };
 
 /// Read buffer per hashing thread; large enough that syscalls do not dominate.
@@ -49,8 +50,9 @@ pub enum ContextError {
 pub struct ContextOptions {
     /// Profile and source kind of the tree.
     pub tree: TreeOptions,
-    /// Only these paths (relative to the root) with everything below them and the directories
-    /// above them, as a client following these paths sends them; `None` reads everything.
+    /// Only these paths (relative to the root; components may be shell patterns) with
+    /// everything below them, the targets of symlinks on the way, and the directories above
+    /// anything sent, as a client following these paths sends them; `None` reads everything.
     pub include_paths: Option<Vec<String>>,
     /// Threads that hash file contents.
     pub threads: NonZeroUsize,
@@ -83,10 +85,14 @@ struct FileJob {
 
 /// Walks `root` and returns its content hash tree.
 pub fn hash_directory(root: &Path, options: &ContextOptions) -> Result<ContentTree, ContextError> {
-    let filter = IncludeFilter::new(options.include_paths.as_deref());
+    let filter = IncludeFilter::new(root, options.include_paths.as_deref())?;
     let mut builder = ContentTreeBuilder::new(options.tree);
     let rules = builder.header_rules();
     let mut jobs = Vec::new();
+    // Directories visited only because an included path lies below them; like a following
+    // client, send them only if something below them is sent.
+    let mut ancestors: BTreeMap<String, Stat> = BTreeMap::new();
+    let mut sent: Vec<String> = Vec::new();
 
     if options.tree.source == SourceKind::Snapshot {
         let meta = fs::symlink_metadata(root).map_err(io_error(root))?;
@@ -109,24 +115,45 @@ pub fn hash_directory(root: &Path, options: &ContextOptions) -> Result<ContentTr
             } else {
                 format!("{relative_dir}/{name}")
             };
-            let Some(descend) = filter.visit(&relative) else {
+            let visit = filter.visit(&relative);
+            if visit == Visit::Skip {
                 continue;
-            };
+            }
             let meta = fs::symlink_metadata(&absolute).map_err(io_error(&absolute))?;
             let stat = stat_of(&absolute, &meta)?;
-            match stat.kind {
-                EntryKind::Dir => {
-                    if descend {
-                        pending_dirs.push((absolute, relative.clone()));
-                    }
+            match (&stat.kind, visit) {
+                (EntryKind::Dir, Visit::Ancestor) => {
+                    pending_dirs.push((absolute, relative.clone()));
+                    ancestors.insert(relative, stat);
+                }
+                // A non-directory cannot lead to an included path.
+                (_, Visit::Ancestor) => {}
+                (EntryKind::Dir, _) => {
+                    pending_dirs.push((absolute, relative.clone()));
+                    sent.push(relative.clone());
                     builder.insert(Entry::new(relative, stat))?;
                 }
-                _ if stat.has_content() => jobs.push(FileJob {
-                    relative,
-                    absolute,
-                    stat,
-                }),
-                _ => builder.insert(Entry::new(relative, stat))?,
+                _ if stat.has_content() => {
+                    sent.push(relative.clone());
+                    jobs.push(FileJob {
+                        relative,
+                        absolute,
+                        stat,
+                    });
+                }
+                _ => {
+                    sent.push(relative.clone());
+                    builder.insert(Entry::new(relative, stat))?;
+                }
+            }
+        }
+    }
+    for path in &sent {
+        let mut parent = path.as_str();
+        while let Some(i) = parent.rfind('/') {
+            parent = &parent[..i];
+            if let Some(stat) = ancestors.remove(parent) {
+                builder.insert(Entry::new(parent, stat))?;
             }
         }
     }
@@ -261,49 +288,186 @@ fn io_error(path: &Path) -> impl Fn(io::Error) -> ContextError + '_ {
     }
 }
 
-/// Which relative paths a "follow these paths" walk visits.
-struct IncludeFilter {
-    /// Cleaned relative paths; `None` means everything.
-    paths: Option<Vec<String>>,
+/// How the walk treats one relative path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Visit {
+    /// Not sent, not descended into.
+    Skip,
+    /// Sent, and descended into if a directory.
+    Include,
+    /// Only on the way to an included path: descended into, sent only if something below is.
+    Ancestor,
 }
+
+/// Which relative paths a "follow these paths" walk visits, as fsutil's `FollowPaths` does:
+/// each path (components may be shell patterns) with everything below it, after adding the
+/// targets of symlinks met on the way (`FollowLinks`).
+struct IncludeFilter {
+    /// Component lists of the followed paths; `None` means everything.
+    patterns: Option<Vec<Vec<String>>>,
+}
+
+/// fsutil gives up on symlink chains longer than this.
+const MAX_FOLLOWED_LINKS: usize = 255;
 
 impl IncludeFilter {
-    fn new(paths: Option<&[String]>) -> IncludeFilter {
-        let paths = paths.map(|paths| {
-            paths
-                .iter()
-                .map(|p| {
-                    p.split('/')
-                        .filter(|part| !part.is_empty() && *part != ".")
-                        .collect::<Vec<_>>()
-                        .join("/")
-                })
-                .collect::<Vec<_>>()
-        });
+    fn new(root: &Path, paths: Option<&[String]>) -> Result<IncludeFilter, ContextError> {
+        let Some(paths) = paths else {
+            return Ok(IncludeFilter { patterns: None });
+        };
+        let mut followed = BTreeSet::new();
+        for path in paths {
+            follow_links(root, &clean_relative(path), &mut followed, 0)?;
+        }
         // An empty path selects the whole tree.
-        let paths = paths.filter(|paths| !paths.iter().any(String::is_empty));
-        IncludeFilter { paths }
+        if followed.iter().any(String::is_empty) {
+            return Ok(IncludeFilter { patterns: None });
+        }
+        let patterns = followed
+            .iter()
+            .map(|p| p.split('/').map(str::to_owned).collect())
+            .collect();
+        Ok(IncludeFilter {
+            patterns: Some(patterns),
+        })
     }
 
-    /// `None` to skip `relative`; otherwise whether to descend into it if it is a directory.
-    /// Ancestors of an included path are visited (a following client sends them too) and
-    /// descended into, but only the branch that leads to the included path is kept.
-    fn visit(&self, relative: &str) -> Option<bool> {
-        let Some(paths) = &self.paths else {
-            return Some(true);
+    fn visit(&self, relative: &str) -> Visit {
+        let Some(patterns) = &self.patterns else {
+            return Visit::Include;
         };
-        let inside = paths.iter().any(|p| is_within(relative, p));
-        let ancestor = paths.iter().any(|p| is_within(p, relative));
-        (inside || ancestor).then_some(true)
+        let parts: Vec<&str> = relative.split('/').collect();
+        let mut ancestor = false;
+        for pattern in patterns {
+            let shared = parts.len().min(pattern.len());
+            let prefix_matches = pattern[..shared]
+                .iter()
+                .zip(&parts[..shared])
+                .all(|(pattern, part)| component_matches(pattern, part));
+            if !prefix_matches {
+                continue;
+            }
+            if parts.len() >= pattern.len() {
+                return Visit::Include;
+            }
+            ancestor = true;
+        }
+        if ancestor {
+            Visit::Ancestor
+        } else {
+            Visit::Skip
+        }
     }
 }
 
-/// Whether `path` is `base` or below it.
-fn is_within(path: &str, base: &str) -> bool {
-    path == base
-        || (path.len() > base.len()
-            && path.starts_with(base)
-            && path.as_bytes()[base.len()] == b'/')
+/// One path component against one pattern component; a malformed pattern matches nothing.
+fn component_matches(pattern: &str, name: &str) -> bool {
+    if contains_wildcards(pattern) {
+        path_match(pattern, name).unwrap_or(false)
+    } else {
+        pattern == name
+    }
+}
+
+/// fsutil `FollowLinks` for one path: walk its components; at the first symlink (or wildcard
+/// component matching symlinks) keep the path so far and continue with each link target plus
+/// the remaining components; otherwise keep the whole path.
+fn follow_links(
+    root: &Path,
+    path: &str,
+    followed: &mut BTreeSet<String>,
+    depth: usize,
+) -> Result<(), ContextError> {
+    if depth > MAX_FOLLOWED_LINKS {
+        return Ok(());
+    }
+    let parts: Vec<&str> = if path.is_empty() {
+        Vec::new()
+    } else {
+        path.split('/').collect()
+    };
+    for i in 0..parts.len() {
+        let current = parts[..=i].join("/");
+        let rest = parts[i + 1..].join("/");
+        let targets = link_targets(root, &current)?;
+        if (rest.is_empty() || !targets.is_empty()) && followed.contains(&current) {
+            return Ok(());
+        }
+        if !targets.is_empty() {
+            followed.insert(current);
+            for target in targets {
+                let next = clean_relative(&format!("{target}/{rest}"));
+                follow_links(root, &next, followed, depth + 1)?;
+            }
+            return Ok(());
+        }
+    }
+    followed.insert(path.to_owned());
+    Ok(())
+}
+
+/// The targets (relative to the root, cleaned) of the symlink at `relative`, or of every
+/// symlink its last component matches if that component is a pattern; empty if none.
+fn link_targets(root: &Path, relative: &str) -> Result<Vec<String>, ContextError> {
+    let (dir, base) = match relative.rfind('/') {
+        Some(i) => (&relative[..i], &relative[i + 1..]),
+        None => ("", relative),
+    };
+    let mut names = Vec::new();
+    if contains_wildcards(base) {
+        let dir_path = root.join(dir);
+        let Ok(items) = fs::read_dir(&dir_path) else {
+            return Ok(Vec::new());
+        };
+        for item in items {
+            let item = item.map_err(io_error(&dir_path))?;
+            if let Ok(name) = item.file_name().into_string() {
+                if path_match(base, &name).unwrap_or(false) {
+                    names.push(name);
+                }
+            }
+        }
+    } else {
+        names.push(base.to_owned());
+    }
+    let mut targets = Vec::new();
+    for name in names {
+        let link = root.join(dir).join(&name);
+        let Ok(meta) = fs::symlink_metadata(&link) else {
+            continue;
+        };
+        if !meta.file_type().is_symlink() {
+            continue;
+        }
+        let target = fs::read_link(&link).map_err(io_error(&link))?;
+        let target = target
+            .into_os_string()
+            .into_string()
+            .map_err(|_| ContextError::NotUtf8 { path: link.clone() })?;
+        // Absolute targets are relative to the context root; relative ones to the link's dir.
+        targets.push(if target.starts_with('/') {
+            clean_relative(&target)
+        } else {
+            clean_relative(&format!("{dir}/{target}"))
+        });
+    }
+    Ok(targets)
+}
+
+/// A relative path cleaned lexically (`.`, `..`, repeated and trailing slashes), never above
+/// the root; the root itself is `""`.
+fn clean_relative(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    parts.join("/")
 }
 
 #[cfg(test)]
@@ -312,17 +476,47 @@ mod tests {
 
     #[test]
     fn include_filter_keeps_paths_below_and_ancestors() {
-        let paths = vec!["src/app".to_owned(), "./data.txt".to_owned()];
-        let filter = IncludeFilter::new(Some(&paths));
-        assert_eq!(filter.visit("src"), Some(true));
-        assert_eq!(filter.visit("src/app"), Some(true));
-        assert_eq!(filter.visit("src/app/main.rs"), Some(true));
-        assert_eq!(filter.visit("src/other"), None);
-        assert_eq!(filter.visit("src/application"), None);
-        assert_eq!(filter.visit("data.txt"), Some(true));
-        assert_eq!(filter.visit("data.txt.bak"), None);
-        let all = IncludeFilter::new(Some(&["/".to_owned()]));
-        assert_eq!(all.visit("anything"), Some(true));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let paths = vec![
+            "src/app".to_owned(),
+            "./data.txt".to_owned(),
+            "*.md".to_owned(),
+        ];
+        let filter = IncludeFilter::new(dir.path(), Some(&paths)).expect("filter");
+        assert_eq!(filter.visit("src"), Visit::Ancestor);
+        assert_eq!(filter.visit("src/app"), Visit::Include);
+        assert_eq!(filter.visit("src/app/main.rs"), Visit::Include);
+        assert_eq!(filter.visit("src/other"), Visit::Skip);
+        assert_eq!(filter.visit("src/application"), Visit::Skip);
+        assert_eq!(filter.visit("data.txt"), Visit::Include);
+        assert_eq!(filter.visit("data.txt.bak"), Visit::Skip);
+        assert_eq!(filter.visit("README.md"), Visit::Include);
+        assert_eq!(filter.visit("docs/README.md"), Visit::Skip);
+        let all = IncludeFilter::new(dir.path(), Some(&["/".to_owned()])).expect("filter");
+        assert_eq!(all.visit("anything"), Visit::Include);
+    }
+
+    #[test]
+    fn followed_paths_add_symlink_targets() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let root = dir.path();
+        fs::create_dir_all(root.join("real/inner")).expect("mkdir");
+        std::os::unix::fs::symlink("real", root.join("ln")).expect("symlink");
+        std::os::unix::fs::symlink("/real/inner", root.join("abs")).expect("symlink");
+        std::os::unix::fs::symlink("../ln", root.join("real/up")).expect("symlink");
+        let mut followed = BTreeSet::new();
+        for path in ["ln/x", "abs", "real/up/y", "loop"] {
+            follow_links(root, path, &mut followed, 0).expect("follow");
+        }
+        let followed: Vec<&str> = followed.iter().map(String::as_str).collect();
+        // "real/up/y" reaches "ln" again, which fsutil has already followed, so it stops
+        // there without adding "real/y" (fsutil's `symlinkResolver` does the same).
+        assert_eq!(
+            followed,
+            ["abs", "ln", "loop", "real/inner", "real/up", "real/x"]
+        );
+        assert_eq!(clean_relative("./a//b/../c/"), "a/c");
+        assert_eq!(clean_relative("../.."), "");
     }
 
     #[test]

@@ -232,3 +232,79 @@ fn user_xattrs_are_read() {
         want.checksum("/tagged", false).unwrap()
     );
 }
+
+#[test]
+fn following_a_symlink_source_sends_its_target() {
+    // `COPY d/link /l` with d/link -> f1: the client follows the link, so d/f1 is sent too and
+    // the content key is that of d/f1 (spec 6.4, verified on v0.24).
+    let dir = tempfile::tempdir().unwrap();
+    fs::create_dir(dir.path().join("d")).unwrap();
+    fs::write(dir.path().join("d/f1"), b"one").unwrap();
+    fs::write(dir.path().join("d/other"), b"two").unwrap();
+    symlink("f1", dir.path().join("d/link")).unwrap();
+    let options = options(Profile::BuildkitV13, SourceKind::LocalContext, 2).including(["d/link"]);
+    let tree = hash_directory(dir.path(), &options).unwrap();
+    assert_eq!(
+        tree.checksum("/d/link", true).unwrap(),
+        tree.checksum("/d/f1", true).unwrap()
+    );
+    assert!(tree.checksum("/d/other", true).is_err());
+    let key = content_key(&tree, &[Selector::copy_source("/d/link", true, true)]).unwrap();
+    let f1 = tree.checksum("/d/f1", false).unwrap();
+    assert_eq!(key, Digest::sha256_of(f1.as_str().as_bytes()));
+}
+
+#[test]
+fn wildcard_sources_and_lazy_parents() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path();
+    for (path, data) in [
+        ("a.txt", "a"),
+        ("b.txt", "b"),
+        ("c.md", "c"),
+        ("s/x.txt", "x"),
+    ] {
+        let p = root.join(path);
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(&p, data).unwrap();
+        set_mode(&p, 0o644);
+    }
+    fs::create_dir(root.join("empty")).unwrap();
+    set_mode(&root.join("s"), 0o755);
+    for profile in [
+        Profile::BuildkitV08,
+        Profile::BuildkitV13,
+        Profile::BuildkitCurrent,
+    ] {
+        let everything =
+            hash_directory(root, &options(profile, SourceKind::LocalContext, 2)).unwrap();
+        let only = hash_directory(
+            root,
+            &options(profile, SourceKind::LocalContext, 2).including(["*.txt"]),
+        )
+        .unwrap();
+        let selectors = [Selector::copy_source("/*.txt", true, true)];
+        assert_eq!(
+            content_key(&only, &selectors).unwrap(),
+            content_key(&everything, &selectors).unwrap()
+        );
+        // `*/x.txt` sends s/x.txt and its parent s, but not the empty directory.
+        let nested = hash_directory(
+            root,
+            &options(profile, SourceKind::LocalContext, 1).including(["*/x.txt"]),
+        )
+        .unwrap();
+        let want = pure(
+            TreeOptions::new(profile, SourceKind::LocalContext),
+            vec![
+                Entry::new("s", Stat::new(EntryKind::Dir, 0o755)),
+                Entry::with_content(
+                    "s/x.txt",
+                    Stat::new(EntryKind::File { size: 1 }, 0o644),
+                    b"x".to_vec(),
+                ),
+            ],
+        );
+        assert_eq!(nested.root_digest(), want.root_digest(), "{profile:?}");
+    }
+}

@@ -44,6 +44,14 @@ pub use key::{
 pub use keys::contains_wildcards;
 pub use tree::{ContentTree, ContentTreeBuilder, Entry, EntryData, TreeOptions};
 
+/// Whether `name` matches the shell pattern `pattern` exactly as Go's `path.Match` decides
+/// (`*` and `?` never match `/`; a malformed pattern is an error once Go would notice it).
+pub fn path_match(pattern: &str, name: &str) -> Result<bool, ContentHashError> {
+    pattern::path_match(pattern, name).map_err(|_| ContentHashError::BadPattern {
+        pattern: pattern.to_owned(),
+    })
+}
+
 /// The BuildKit release line whose content-hash rules to follow. Variants are ordered by
 /// version.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
