@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use inlay_core::Digest;
 use inlay_core::contenthash::{
     ContentHashError, ContentTree, ContentTreeBuilder, Entry, EntryKind, Profile, Selector,
-    SourceKind, Stat, TreeOptions, content_key, content_selectors, exec_selector_digest,
-    file_op_selector_digest,
+    SourceKind, Stat, TreeOptions, content_key, content_selectors, exec_content_selectors,
+    exec_selector_digest, file_op_selector_digest,
 };
 
 const DATA_TXT: &str = "sha256:9a3b10e4117e3b78de36a2aa160b9e2598b434e956bdefb940b603ad70cb70d9";
@@ -789,4 +789,33 @@ mod never_panics {
             }
         }
     }
+}
+
+#[test]
+fn root_selector_hides_others_from_v013() {
+    // dedupePaths: before v0.13 `/` is tested as the prefix "//" and hides nothing; from v0.13
+    // it hides every path.
+    let selectors = [
+        Selector::new("/", false, true),
+        Selector::new("/a", false, true),
+    ];
+    assert_eq!(content_selectors(Profile::BuildkitV11, &selectors).len(), 2);
+    assert_eq!(
+        content_selectors(Profile::BuildkitV13, &selectors),
+        vec![Selector::new("/", false, true)]
+    );
+    // Exec inputs: a RUN's root mount on v0.13+ means the whole input; before, only non-empty
+    // selectors count.
+    assert!(exec_content_selectors(Profile::BuildkitV13, &["", "src"]).is_empty());
+    assert_eq!(
+        exec_content_selectors(Profile::BuildkitV11, &["", "src/", "src/x"]),
+        vec![Selector::new("/src", false, true)]
+    );
+    assert_eq!(
+        exec_content_selectors(Profile::BuildkitCurrent, &["b", "a"]),
+        vec![
+            Selector::new("/a", false, true),
+            Selector::new("/b", false, true)
+        ]
+    );
 }

@@ -51,7 +51,7 @@ pub fn content_selectors(profile: Profile, selectors: &[Selector]) -> Vec<Select
             .map(|s| s.path.as_str())
             .collect();
         out.extend(
-            drop_descendants(&paths)
+            drop_descendants(profile, &paths)
                 .into_iter()
                 .map(|p| Selector::new(p, false, follow)),
         );
@@ -62,17 +62,25 @@ pub fn content_selectors(profile: Profile, selectors: &[Selector]) -> Vec<Select
 }
 
 /// BuildKit `dedupePaths`: unique paths without those that have another listed path as an
-/// ancestor, sorted. The ancestor test is `p2 + "/"` as a prefix, so `/` never hides anything.
-fn drop_descendants(paths: &[&str]) -> Vec<String> {
+/// ancestor, sorted. Before v0.13 the ancestor test appends `/` to the other path, so `/` hides
+/// nothing; from v0.13 (`091fb2c80`) a trailing `/` is not doubled and `/` hides every path.
+fn drop_descendants(profile: Profile, paths: &[&str]) -> Vec<String> {
     let mut unique: Vec<&str> = paths.to_vec();
     unique.sort_unstable();
     unique.dedup();
+    let as_parent = |p: &str| {
+        if profile >= Profile::BuildkitV13 && p.ends_with('/') {
+            p.to_owned()
+        } else {
+            format!("{p}/")
+        }
+    };
     unique
         .iter()
         .filter(|p1| {
             !unique
                 .iter()
-                .any(|p2| p1 != &p2 && p1.starts_with(&format!("{p2}/")))
+                .any(|p2| p1 != &p2 && p1.starts_with(&as_parent(p2)))
         })
         .map(|p| (*p).to_owned())
         .collect()
@@ -122,17 +130,41 @@ pub fn file_op_selector_digest(profile: Profile, selectors: &[Selector]) -> Dige
     Digest::sha256_of(paths.join("\0").as_bytes())
 }
 
-/// The selector digest an exec op puts on an input (spec 5.3), given the `selector` field of
-/// every mount that uses the input, in mount (destination) order. Up to v0.12 only non-empty
-/// selectors count, so a plain `RUN` has none (`None`); from v0.13 every mount counts, an empty
-/// selector meaning `/`. Each path is made absolute and the list is joined by 0x00.
-pub fn exec_selector_digest(profile: Profile, mount_selectors: &[&str]) -> Option<Digest> {
+/// The selectors of an exec op's content function for one input (spec 5.3), given the
+/// `selector` field of every mount that uses the input, in mount order: the paths the selector
+/// digest uses, de-duplicated and sorted, each following links. From v0.13 a list holding `/`
+/// means the whole input (no selectors).
+pub fn exec_content_selectors(profile: Profile, mount_selectors: &[&str]) -> Vec<Selector> {
+    let paths = exec_selector_paths(profile, mount_selectors);
+    let paths: Vec<&str> = paths.iter().map(String::as_str).collect();
+    let deduped = drop_descendants(profile, &paths);
+    if profile >= Profile::BuildkitV13 && deduped.iter().any(|p| p.is_empty() || p == "/") {
+        return Vec::new();
+    }
+    deduped
+        .into_iter()
+        .map(|p| Selector::new(p, false, true))
+        .collect()
+}
+
+/// Up to v0.12 only non-empty mount selectors count; from v0.13 every mount does, an empty
+/// selector meaning `/`. Each path is made absolute.
+fn exec_selector_paths(profile: Profile, mount_selectors: &[&str]) -> Vec<String> {
     let every_mount = profile >= Profile::BuildkitV13;
-    let paths: Vec<String> = mount_selectors
+    mount_selectors
         .iter()
         .filter(|s| every_mount || !s.is_empty())
         .map(|s| absolute(s))
-        .collect();
+        .collect()
+}
+
+/// The selector digest an exec op puts on an input (spec 5.3), given the `selector` field of
+/// every mount that uses the input, in mount (destination) order. Up to v0.12 only non-empty
+/// selectors count, so a plain `RUN` has none (`None`); from v0.13 every mount counts, an empty
+/// selector meaning `/`. Each path is made absolute and the list is joined by 0x00. From v0.13
+/// the caller leaves out secret, ssh and tmpfs mounts, which BuildKit skips.
+pub fn exec_selector_digest(profile: Profile, mount_selectors: &[&str]) -> Option<Digest> {
+    let paths = exec_selector_paths(profile, mount_selectors);
     if paths.is_empty() {
         return None;
     }

@@ -39,7 +39,8 @@ mod wildcard;
 pub use entry::{EntryDigest, EntryHasher, EntryKind, HeaderRules, Stat};
 pub use error::ContentHashError;
 pub use key::{
-    Selector, content_key, content_selectors, exec_selector_digest, file_op_selector_digest,
+    Selector, content_key, content_selectors, exec_content_selectors, exec_selector_digest,
+    file_op_selector_digest,
 };
 pub use keys::contains_wildcards;
 pub use tree::{ContentTree, ContentTreeBuilder, Entry, EntryData, TreeOptions};
