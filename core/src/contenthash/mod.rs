@@ -28,21 +28,21 @@
 //! );
 //! ```
 
+mod content_key;
 mod entry;
 mod error;
-mod key;
-mod keys;
+mod path;
 mod pattern;
 mod tree;
 mod wildcard;
 
-pub use entry::{EntryDigest, EntryHasher, EntryKind, HeaderRules, Stat};
-pub use error::ContentHashError;
-pub use key::{
+pub use content_key::{
     Selector, content_key, content_selectors, exec_content_selectors, exec_selector_digest,
     file_op_selector_digest,
 };
-pub use keys::contains_wildcards;
+pub use entry::{EntryDigest, EntryHasher, EntryKind, HeaderRules, Stat};
+pub use error::ContentHashError;
+pub use path::contains_wildcards;
 pub use tree::{ContentTree, ContentTreeBuilder, Entry, EntryData, TreeOptions};
 
 /// Whether `name` matches the shell pattern `pattern` exactly as Go's `path.Match` decides

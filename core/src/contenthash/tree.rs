@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use super::entry::{EntryDigest, EntryKind, HeaderRules, Stat};
 use super::error::ContentHashError;
-use super::keys::{key_path, key_to_path, to_key};
+use super::path::{key_path, key_to_path, to_key};
 use super::{Profile, SourceKind};
 use crate::digest::{Algorithm, Digest, Hasher};
 

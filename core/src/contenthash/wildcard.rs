@@ -2,7 +2,7 @@
 
 use super::Profile;
 use super::error::ContentHashError;
-use super::keys::{go_base, key_path, key_to_path, split_wildcards, to_key};
+use super::path::{go_base, key_path, key_to_path, split_wildcards, to_key};
 use super::pattern::path_match;
 use super::tree::{ContentTree, RecordKind, Resolution};
 use crate::digest::{Algorithm, Digest, Hasher};

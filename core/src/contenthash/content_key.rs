@@ -2,7 +2,7 @@
 
 use super::Profile;
 use super::error::ContentHashError;
-use super::keys::{absolute, contains_wildcards};
+use super::path::{absolute, contains_wildcards};
 use super::tree::ContentTree;
 use crate::digest::Digest;
 
