@@ -93,6 +93,7 @@ pub fn hash_directory(root: &Path, options: &ContextOptions) -> Result<ContentTr
     // client, send them only if something below them is sent.
     let mut ancestors: BTreeMap<String, Stat> = BTreeMap::new();
     let mut sent: Vec<String> = Vec::new();
+    let track_sent = filter.patterns.is_some();
 
     if options.tree.source == SourceKind::Snapshot {
         let meta = fs::symlink_metadata(root).map_err(io_error(root))?;
@@ -130,20 +131,24 @@ pub fn hash_directory(root: &Path, options: &ContextOptions) -> Result<ContentTr
                 (_, Visit::Ancestor) => {}
                 (EntryKind::Dir, _) => {
                     pending_dirs.push((absolute, relative.clone()));
-                    sent.push(relative.clone());
+                    if track_sent {
+                        sent.push(relative.clone());
+                    }
                     builder.insert(Entry::new(relative, stat))?;
-                }
-                _ if stat.has_content() => {
-                    sent.push(relative.clone());
-                    jobs.push(FileJob {
-                        relative,
-                        absolute,
-                        stat,
-                    });
                 }
                 _ => {
-                    sent.push(relative.clone());
-                    builder.insert(Entry::new(relative, stat))?;
+                    if track_sent {
+                        sent.push(relative.clone());
+                    }
+                    if stat.has_content() {
+                        jobs.push(FileJob {
+                            relative,
+                            absolute,
+                            stat,
+                        });
+                    } else {
+                        builder.insert(Entry::new(relative, stat))?;
+                    }
                 }
             }
         }
