@@ -7,4 +7,20 @@
 //!
 //! It deliberately does not print anything: it emits typed progress events that the CLI renders.
 //!
-//! Status: not implemented yet; see the builder issue.
+//! Status: only the build-context reader exists so far ([`context`]): it walks a directory and
+//! computes BuildKit's content hashes of `COPY` sources with [`inlay_core::contenthash`].
+//!
+//! ```
+//! use inlay_builder::context::{ContextOptions, hash_directory};
+//! use inlay_core::contenthash::{Profile, SourceKind, TreeOptions};
+//!
+//! let dir = std::env::temp_dir().join(format!("inlay-doc-{}", std::process::id()));
+//! std::fs::create_dir_all(&dir).unwrap();
+//! std::fs::write(dir.join("a.txt"), b"a").unwrap();
+//! let options = ContextOptions::new(TreeOptions::new(Profile::BuildkitV08, SourceKind::LocalContext));
+//! let tree = hash_directory(&dir, &options).unwrap();
+//! assert!(tree.checksum("/a.txt", true).is_ok());
+//! std::fs::remove_dir_all(&dir).unwrap();
+//! ```
+
+pub mod context;
