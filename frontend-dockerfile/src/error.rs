@@ -30,10 +30,7 @@ impl DockerfileError {
             .take(self.column.saturating_sub(1))
             .map(|c| if c == '\t' { '\t' } else { ' ' })
             .collect();
-        format!(
-            " {number} | {}\n {pad} | {caret_pad}^",
-            self.source_line
-        )
+        format!(" {number} | {}\n {pad} | {caret_pad}^", self.source_line)
     }
 }
 
@@ -69,7 +66,10 @@ pub enum ErrorKind {
         instruction: String,
     },
     /// A `name=value` list with a word lacking `=`.
-    #[error("syntax error - can't find = in {}. must be of the form: name=value", crate::go_quote::quote(word))]
+    #[error(
+        "syntax error - can't find = in {}. must be of the form: name=value",
+        crate::go_quote::quote(word)
+    )]
     MissingEquals {
         /// The word without `=`.
         word: String,

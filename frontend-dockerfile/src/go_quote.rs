@@ -97,6 +97,9 @@ mod tests {
         assert_eq!(quote("♥ ☃"), "\"♥ ☃\"");
         assert_eq!(quote("\u{a0}\u{feff}"), r#""\u00a0\ufeff""#);
         assert_eq!(quote("\u{f0000}"), r#""\U000f0000""#);
-        assert_eq!(quote_list(&["--a".into(), "b c".into()]), r#"["--a" "b c"]"#);
+        assert_eq!(
+            quote_list(&["--a".into(), "b c".into()]),
+            r#"["--a" "b c"]"#
+        );
     }
 }

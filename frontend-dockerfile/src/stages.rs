@@ -54,9 +54,14 @@ impl Platform {
         if parts.iter().any(String::is_empty) || parts.len() > 3 {
             return None;
         }
-        let known_os = ["linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos", "aix"];
+        let known_os = [
+            "linux", "windows", "darwin", "freebsd", "netbsd", "openbsd", "solaris", "illumos",
+            "aix",
+        ];
         let (os, arch, variant) = match parts.as_slice() {
-            [one] if known_os.contains(&one.as_str()) => (one.clone(), "amd64".to_owned(), String::new()),
+            [one] if known_os.contains(&one.as_str()) => {
+                (one.clone(), "amd64".to_owned(), String::new())
+            }
             [arch] => ("linux".to_owned(), arch.clone(), String::new()),
             [os, arch] => (os.clone(), arch.clone(), String::new()),
             [os, arch, variant] => (os.clone(), arch.clone(), variant.clone()),
@@ -169,7 +174,11 @@ fn set(env: &mut Vec<(String, String)>, key: &str, value: String) {
 pub fn default_args(options: &BuildOptions, target_name: &str) -> Vec<(String, String)> {
     let build = &options.build_platform;
     let target = options.target_platform.as_ref().unwrap_or(build);
-    let target_name = if target_name.is_empty() { "default" } else { target_name };
+    let target_name = if target_name.is_empty() {
+        "default"
+    } else {
+        target_name
+    };
     let defaults = [
         ("BUILDPLATFORM", build.to_string()),
         ("BUILDOS", build.os.clone()),
@@ -193,9 +202,15 @@ pub fn default_args(options: &BuildOptions, target_name: &str) -> Vec<(String, S
 
 /// Build args BuildKit passes to RUN as proxy settings without an ARG declaring them.
 pub fn is_proxy_arg(name: &str) -> bool {
-    ["http_proxy", "https_proxy", "ftp_proxy", "no_proxy", "all_proxy"]
-        .iter()
-        .any(|p| name.eq_ignore_ascii_case(p))
+    [
+        "http_proxy",
+        "https_proxy",
+        "ftp_proxy",
+        "no_proxy",
+        "all_proxy",
+    ]
+    .iter()
+    .any(|p| name.eq_ignore_ascii_case(p))
 }
 
 fn expansion(e: ShellError) -> ErrorKind {
@@ -213,7 +228,10 @@ pub fn resolve(
     let stages = &instructions.stages;
     let first_line = Position { line: 1, column: 1 };
     let Some(last) = stages.last() else {
-        return Err(dockerfile.error_at(first_line, ErrorKind::invalid("dockerfile contains no stages to build")));
+        return Err(dockerfile.error_at(
+            first_line,
+            ErrorKind::invalid("dockerfile contains no stages to build"),
+        ));
     };
     let target_name = options
         .target
@@ -245,7 +263,9 @@ pub fn resolve(
     let names: Vec<Option<String>> = stages.iter().map(|s| s.name.clone()).collect();
     let find_by_name = |name: &str| {
         let lower = name.to_lowercase();
-        names.iter().position(|n| n.as_deref() == Some(lower.as_str()))
+        names
+            .iter()
+            .position(|n| n.as_deref() == Some(lower.as_str()))
     };
 
     let mut resolved = Vec::with_capacity(stages.len());
@@ -262,19 +282,28 @@ pub fn resolve(
         }
         let platform = match &stage.platform {
             Some(p) => {
-                let value = lexer.process_word(p, &global_args).map_err(|e| at(expansion(e)))?;
+                let value = lexer
+                    .process_word(p, &global_args)
+                    .map_err(|e| at(expansion(e)))?;
                 if value.is_empty() {
-                    return Err(at(ErrorKind::invalid(format!("empty platform value from expression {p}"))));
+                    return Err(at(ErrorKind::invalid(format!(
+                        "empty platform value from expression {p}"
+                    ))));
                 }
                 if Platform::parse(&value).is_none() {
-                    return Err(at(ErrorKind::invalid(format!("failed to parse platform {p}"))));
+                    return Err(at(ErrorKind::invalid(format!(
+                        "failed to parse platform {p}"
+                    ))));
                 }
                 Some(value)
             }
             None => None,
         };
         // Only earlier stages, and only by their exact (lower-case) name.
-        let base = match names[..index].iter().rposition(|n| n.as_deref() == Some(base_name.as_str())) {
+        let base = match names[..index]
+            .iter()
+            .rposition(|n| n.as_deref() == Some(base_name.as_str()))
+        {
             Some(i) => Base::Stage(i),
             None if base_name == "scratch" => Base::Scratch,
             None => Base::Image(base_name),
@@ -284,7 +313,15 @@ pub fn resolve(
             dependencies.push((i, DependencyKind::Base));
         }
         let mut external_sources = Vec::new();
-        collect_references(dockerfile, stage, &lexer, &find_by_name, stages.len(), &mut dependencies, &mut external_sources)?;
+        collect_references(
+            dockerfile,
+            stage,
+            &lexer,
+            &find_by_name,
+            stages.len(),
+            &mut dependencies,
+            &mut external_sources,
+        )?;
         resolved.push(ResolvedStage {
             index,
             name: stage.name.clone(),
@@ -349,7 +386,9 @@ fn collect_references(
                     let i = usize::try_from(i)
                         .ok()
                         .filter(|&i| i < stage_count)
-                        .ok_or_else(|| at(ErrorKind::invalid(format!("invalid stage index {i}"))))?;
+                        .ok_or_else(|| {
+                            at(ErrorKind::invalid(format!("invalid stage index {i}")))
+                        })?;
                     dependencies.push((i, DependencyKind::CopyFrom(n)));
                 } else if let Some(i) = find_by_name(from) {
                     dependencies.push((i, DependencyKind::CopyFrom(n)));
@@ -361,7 +400,8 @@ fn collect_references(
                 for spec in &run.mount_specs {
                     let from = spec.split(',').find_map(|field| {
                         let (k, v) = field.split_once('=')?;
-                        k.eq_ignore_ascii_case("from").then(|| v.trim_matches('"').to_owned())
+                        k.eq_ignore_ascii_case("from")
+                            .then(|| v.trim_matches('"').to_owned())
                     });
                     let Some(from) = from.filter(|f| !f.is_empty()) else {
                         continue;
@@ -502,12 +542,15 @@ impl<'a> StageScope<'a> {
         }
         let env = self.env.clone();
         let lexer = self.lexer;
-        instruction.expand(&mut |word| lexer.process_word(word, &env).map_err(ErrorKind::Expansion))?;
+        instruction
+            .expand(&mut |word| lexer.process_word(word, &env).map_err(ErrorKind::Expansion))?;
         let raw = Lexer {
             skip_process_quotes: true,
             ..Lexer::new('\\')
         };
-        instruction.expand_heredocs(&mut |word| raw.process_word(word, &env).map_err(ErrorKind::Expansion))?;
+        instruction.expand_heredocs(&mut |word| {
+            raw.process_word(word, &env).map_err(ErrorKind::Expansion)
+        })?;
         if let Instruction::Env(pairs) = instruction {
             for kv in pairs.iter() {
                 set(&mut self.env, &kv.key, kv.value.clone());

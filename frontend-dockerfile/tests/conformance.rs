@@ -27,7 +27,11 @@ fn case_dirs(folder: &str) -> Vec<PathBuf> {
 #[test]
 fn parser_dumps_match_buildkit_byte_for_byte() {
     let dirs = case_dirs("buildkit-dockerfile-parser");
-    assert!(dirs.len() >= 33, "expected the 33 BuildKit cases, found {}", dirs.len());
+    assert!(
+        dirs.len() >= 33,
+        "expected the 33 BuildKit cases, found {}",
+        dirs.len()
+    );
     let mut failures = Vec::new();
     for dir in &dirs {
         let source = std::fs::read(dir.join("Dockerfile")).unwrap();
@@ -60,10 +64,15 @@ fn negative_parser_cases_fail_with_a_located_error() {
 }
 
 fn env_var_test_env() -> BTreeMap<String, String> {
-    [("PWD", "/home"), ("SHELL", "bash"), ("KOREAN", "한국어"), ("NULL", "")]
-        .into_iter()
-        .map(|(k, v)| (k.to_owned(), v.to_owned()))
-        .collect()
+    [
+        ("PWD", "/home"),
+        ("SHELL", "bash"),
+        ("KOREAN", "한국어"),
+        ("NULL", ""),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v.to_owned()))
+    .collect()
 }
 
 #[test]
@@ -87,7 +96,10 @@ fn lexer_passes_every_unix_line_of_env_var_test() {
         match (lexer.process_word(input, &env), expected) {
             (Err(_), "error") => {}
             (Ok(got), want) if got == want => {}
-            (got, want) => failures.push(format!("line {}: {input:?} want {want:?} got {got:?}", number + 1)),
+            (got, want) => failures.push(format!(
+                "line {}: {input:?} want {want:?} got {got:?}",
+                number + 1
+            )),
         }
     }
     assert!(checked > 150, "only {checked} lines checked");
@@ -120,7 +132,10 @@ fn lexer_passes_every_line_of_words_test() {
                 .process_words(input, &env)
                 .unwrap_or_else(|_| vec!["error".to_owned()]);
             if got != expected {
-                failures.push(format!("line {}: {input:?} want {expected:?} got {got:?}", number + 1));
+                failures.push(format!(
+                    "line {}: {input:?} want {expected:?} got {got:?}",
+                    number + 1
+                ));
             }
         }
         assert!(failures.is_empty(), "{}", failures.join("\n"));

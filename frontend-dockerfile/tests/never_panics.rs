@@ -10,14 +10,65 @@ use proptest::prelude::*;
 /// Text biased towards Dockerfile syntax so the interesting paths are reached.
 fn dockerfile_text() -> impl Strategy<Value = String> {
     let atoms = prop::sample::select(vec![
-        "FROM ", "RUN ", "COPY ", "ADD ", "ENV ", "ARG ", "LABEL ", "ONBUILD ", "HEALTHCHECK ",
-        "CMD ", "SHELL ", "WORKDIR ", "EXPOSE ", "VOLUME ", "USER ", "STOPSIGNAL ", "MAINTAINER ",
-        "ENTRYPOINT ", "\n", "\\\n", "`\n", " ", "\t", "#", "# escape=`\n", "# syntax=x\n", "<<",
-        "<<-", "EOF", "'", "\"", "[", "]", ",", "=", "--mount=", "--from=", "type=cache", "$",
-        "${", "}", ":-", "%%", "##", "/", "AS ", "a", "0", "\r", "\u{feff}", "é", "\u{a0}", "--",
+        "FROM ",
+        "RUN ",
+        "COPY ",
+        "ADD ",
+        "ENV ",
+        "ARG ",
+        "LABEL ",
+        "ONBUILD ",
+        "HEALTHCHECK ",
+        "CMD ",
+        "SHELL ",
+        "WORKDIR ",
+        "EXPOSE ",
+        "VOLUME ",
+        "USER ",
+        "STOPSIGNAL ",
+        "MAINTAINER ",
+        "ENTRYPOINT ",
+        "\n",
+        "\\\n",
+        "`\n",
+        " ",
+        "\t",
+        "#",
+        "# escape=`\n",
+        "# syntax=x\n",
+        "<<",
+        "<<-",
+        "EOF",
+        "'",
+        "\"",
+        "[",
+        "]",
+        ",",
+        "=",
+        "--mount=",
+        "--from=",
+        "type=cache",
+        "$",
+        "${",
+        "}",
+        ":-",
+        "%%",
+        "##",
+        "/",
+        "AS ",
+        "a",
+        "0",
+        "\r",
+        "\u{feff}",
+        "é",
+        "\u{a0}",
+        "--",
     ]);
-    prop::collection::vec(prop_oneof![atoms.prop_map(str::to_owned), any::<String>()], 0..40)
-        .prop_map(|parts| parts.concat())
+    prop::collection::vec(
+        prop_oneof![atoms.prop_map(str::to_owned), any::<String>()],
+        0..40,
+    )
+    .prop_map(|parts| parts.concat())
 }
 
 fn word_text() -> impl Strategy<Value = String> {
@@ -25,8 +76,11 @@ fn word_text() -> impl Strategy<Value = String> {
         "$", "{", "}", ":", "-", "+", "?", "#", "%", "/", "\\", "'", "\"", "a", "V", "*", " ",
         "<<", "\n", "0", "é",
     ]);
-    prop::collection::vec(prop_oneof![atoms.prop_map(str::to_owned), any::<String>()], 0..30)
-        .prop_map(|parts| parts.concat())
+    prop::collection::vec(
+        prop_oneof![atoms.prop_map(str::to_owned), any::<String>()],
+        0..30,
+    )
+    .prop_map(|parts| parts.concat())
 }
 
 proptest! {
@@ -84,4 +138,36 @@ proptest! {
         let other = format!("{name}x");
         prop_assert!(ignore.is_excluded(&other));
     }
+}
+
+/// Inputs that would exhaust the call stack of a naively recursive implementation; BuildKit's Go
+/// stack grows, ours must not overflow either. Run on a small thread stack to be sure.
+#[test]
+fn deep_inputs_do_not_overflow_the_stack() {
+    std::thread::Builder::new()
+        .stack_size(1 << 20)
+        .spawn(|| {
+            let env = vec![("V".to_owned(), "a".repeat(2000))];
+            let lexer = Lexer::new('\\');
+            let nested = format!("{}x{}", "${a:-".repeat(20_000), "}".repeat(20_000));
+            assert!(lexer.process_word(&nested, &env).is_err());
+            let stars = format!("${{V#{}}}", "*a".repeat(1_000));
+            // Shortest prefix: each star takes nothing, so 1000 of the 2000 `a` go.
+            assert_eq!(lexer.process_word(&stars, &env).unwrap().len(), 1000);
+            let stars = format!("${{V#{}}}", "*a".repeat(20_000));
+            assert_eq!(lexer.process_word(&stars, &env).unwrap().len(), 2000);
+            let stars = format!("${{V//{}/x}}", "?*".repeat(500));
+            assert!(lexer.process_word(&stars, &env).is_ok());
+
+            let onbuild = format!("FROM a\n{}RUN x\n", "ONBUILD ".repeat(7_000));
+            assert!(parser::parse(onbuild.as_bytes(), "D").is_err());
+
+            let pattern = "*a".repeat(2_000);
+            let ignore = Dockerignore::new(&[pattern]).unwrap();
+            assert!(ignore.is_excluded(&"a".repeat(3_000)));
+            assert!(!ignore.is_excluded(&"a".repeat(1_000)));
+        })
+        .unwrap()
+        .join()
+        .unwrap();
 }

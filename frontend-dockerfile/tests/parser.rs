@@ -15,7 +15,10 @@ fn heredocs_are_read_after_their_line() {
     assert_eq!((run.range.start.line, run.range.end.line), (2, 4));
 
     let chomped = &df.nodes[2].heredocs[0];
-    assert_eq!((chomped.name.as_str(), chomped.chomp, chomped.expand), ("END", true, false));
+    assert_eq!(
+        (chomped.name.as_str(), chomped.chomp, chomped.expand),
+        ("END", true, false)
+    );
     assert_eq!(chomped.content, "\t\tquoted\n");
 
     let copy = &df.nodes[3];
@@ -26,7 +29,13 @@ fn heredocs_are_read_after_their_line() {
 
     // JSON form never reads heredocs.
     assert!(df.nodes[4].heredocs.is_empty());
-    assert_eq!(df.nodes[4].range.start, Position { line: 13, column: 1 });
+    assert_eq!(
+        df.nodes[4].range.start,
+        Position {
+            line: 13,
+            column: 1
+        }
+    );
 }
 
 #[test]
@@ -38,7 +47,11 @@ fn onbuild_triggers_can_carry_heredocs() {
 
 #[test]
 fn directives_only_at_the_top() {
-    let df = parser::parse(b"# syntax=docker/dockerfile:1\n# check=skip=all\n# escape=`\nFROM a\nRUN echo `\n  hi\n", "D").unwrap();
+    let df = parser::parse(
+        b"# syntax=docker/dockerfile:1\n# check=skip=all\n# escape=`\nFROM a\nRUN echo `\n  hi\n",
+        "D",
+    )
+    .unwrap();
     assert_eq!(df.directive("syntax"), Some("docker/dockerfile:1"));
     assert_eq!(df.directive("check"), Some("skip=all"));
     assert_eq!(df.escape, '`');

@@ -4,11 +4,16 @@ use std::collections::BTreeMap;
 
 use inlay_frontend_dockerfile::instructions::{self, Instruction};
 use inlay_frontend_dockerfile::parser;
-use inlay_frontend_dockerfile::stages::{self, Base, BuildOptions, DependencyKind, Platform, StageScope};
+use inlay_frontend_dockerfile::stages::{
+    self, Base, BuildOptions, DependencyKind, Platform, StageScope,
+};
 
 fn options(args: &[(&str, &str)], target: Option<&str>) -> BuildOptions {
     BuildOptions {
-        build_args: args.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+        build_args: args
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
         target: target.map(str::to_owned),
         build_platform: Platform::linux_amd64(),
         target_platform: Some(Platform::parse("linux/arm64").unwrap()),
@@ -44,7 +49,12 @@ fn global_args_and_from_expansion() {
     assert_eq!(g.stages[2].base, Base::Stage(0));
     assert_eq!(g.stages[3].base, Base::Scratch);
     assert_eq!(g.stages[4].base, Base::Stage(3));
-    let value = |k: &str| g.global_args.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    let value = |k: &str| {
+        g.global_args
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
     assert_eq!(value("TARGETPLATFORM"), Some("linux/arm64"));
     assert_eq!(value("TARGETARCH"), Some("arm64"));
     assert_eq!(value("BUILDOS"), Some("linux"));
@@ -58,7 +68,10 @@ fn dependencies_and_build_order() {
     assert_eq!(g.stages[1].dependencies, [(0, DependencyKind::CopyFrom(0))]);
     assert_eq!(
         g.stages[3].dependencies,
-        [(0, DependencyKind::CopyFrom(0)), (1, DependencyKind::MountFrom(1))]
+        [
+            (0, DependencyKind::CopyFrom(0)),
+            (1, DependencyKind::MountFrom(1))
+        ]
     );
     assert_eq!(g.stages[3].external_sources, ["busybox"]);
     assert_eq!(g.target, 4);
@@ -72,15 +85,28 @@ fn dependencies_and_build_order() {
 #[test]
 fn target_and_reference_errors() {
     let err = graph(MULTI, &options(&[], Some("relase"))).unwrap_err();
-    assert!(err.contains("target stage \"relase\" could not be found (did you mean release?)"), "{err}");
+    assert!(
+        err.contains("target stage \"relase\" could not be found (did you mean release?)"),
+        "{err}"
+    );
     let err = graph("FROM a\nCOPY --from=5 x y\n", &options(&[], None)).unwrap_err();
     assert!(err.contains("invalid stage index 5"), "{err}");
     let err = graph("FROM a\nCOPY --from=$X x y\n", &options(&[], None)).unwrap_err();
-    assert!(err.contains("variable expansion is not supported for --from"), "{err}");
-    let err = graph("FROM a AS one\nCOPY --from=two x y\nFROM b AS two\nCOPY --from=one x y\n", &options(&[], None)).unwrap_err();
+    assert!(
+        err.contains("variable expansion is not supported for --from"),
+        "{err}"
+    );
+    let err = graph(
+        "FROM a AS one\nCOPY --from=two x y\nFROM b AS two\nCOPY --from=one x y\n",
+        &options(&[], None),
+    )
+    .unwrap_err();
     assert!(err.contains("circular dependency detected"), "{err}");
     let err = graph("ARG X\nFROM ${X}\n", &options(&[], None)).unwrap_err();
-    assert!(err.starts_with("Dockerfile:2:1: base name (${X}) should not be blank"), "{err}");
+    assert!(
+        err.starts_with("Dockerfile:2:1: base name (${X}) should not be blank"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -115,20 +141,39 @@ fn stage_scope_follows_arg_and_env_rules() {
     assert_eq!(env["P"], "");
     assert_eq!(out[5], Instruction::Workdir("/w/global-default".into()));
     assert_eq!(out[8], Instruction::User("nobody".into()));
-    let Instruction::Copy(copy) = &out[9] else { panic!() };
+    let Instruction::Copy(copy) = &out[9] else {
+        panic!()
+    };
     assert_eq!(copy.files.source_paths, ["$E"]);
     assert_eq!(copy.files.dest, "/d/global");
     assert_eq!(copy.files.source_contents[0].data, "global \"q\"\n");
     // Proxy build args reach RUN without an ARG.
-    assert!(scope.run_env().iter().any(|(k, v)| k == "HTTP_PROXY" && v == "http://p"));
+    assert!(
+        scope
+            .run_env()
+            .iter()
+            .any(|(k, v)| k == "HTTP_PROXY" && v == "http://p")
+    );
     assert!(!env.contains_key("HTTP_PROXY"));
 }
 
 #[test]
 fn platforms_parse_and_normalise() {
-    assert_eq!(Platform::parse("linux/arm/v7").unwrap().to_string(), "linux/arm/v7");
-    assert_eq!(Platform::parse("linux/arm").unwrap().to_string(), "linux/arm/v7");
-    assert_eq!(Platform::parse("linux/aarch64").unwrap().to_string(), "linux/arm64");
-    assert_eq!(Platform::parse("x86_64").unwrap().to_string(), "linux/amd64");
+    assert_eq!(
+        Platform::parse("linux/arm/v7").unwrap().to_string(),
+        "linux/arm/v7"
+    );
+    assert_eq!(
+        Platform::parse("linux/arm").unwrap().to_string(),
+        "linux/arm/v7"
+    );
+    assert_eq!(
+        Platform::parse("linux/aarch64").unwrap().to_string(),
+        "linux/arm64"
+    );
+    assert_eq!(
+        Platform::parse("x86_64").unwrap().to_string(),
+        "linux/amd64"
+    );
     assert!(Platform::parse("linux//x").is_none());
 }

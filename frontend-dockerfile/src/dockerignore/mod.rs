@@ -99,7 +99,11 @@ pub fn read_patterns(content: &[u8]) -> Vec<String> {
                 cleaned.remove(0);
             }
         }
-        patterns.push(if invert { format!("!{cleaned}") } else { cleaned });
+        patterns.push(if invert {
+            format!("!{cleaned}")
+        } else {
+            cleaned
+        });
     }
     patterns
 }
@@ -132,9 +136,10 @@ impl Dockerignore {
                 }
                 cleaned.remove(0);
             }
-            let pattern = Pattern::new(cleaned, exclusion).map_err(|_| DockerignoreError::BadPattern {
-                pattern: raw.as_ref().to_owned(),
-            })?;
+            let pattern =
+                Pattern::new(cleaned, exclusion).map_err(|_| DockerignoreError::BadPattern {
+                    pattern: raw.as_ref().to_owned(),
+                })?;
             compiled.push(pattern);
         }
         Ok(Self { patterns: compiled })
@@ -178,7 +183,8 @@ impl Dockerignore {
             let mut hit = pattern.matches(path);
             if !hit && parent != "." {
                 if any_parent {
-                    hit = (1..=parent_dirs.len()).any(|n| pattern.matches(&parent_dirs[..n].join("/")));
+                    hit = (1..=parent_dirs.len())
+                        .any(|n| pattern.matches(&parent_dirs[..n].join("/")));
                 } else if pattern.dirs <= parent_dirs.len() {
                     hit = pattern.matches(&parent_dirs[..pattern.dirs].join("/"));
                 }
@@ -205,7 +211,10 @@ pub enum IgnoreFile {
 /// exists, else `.dockerignore` in the context if it exists. `exists` answers for a path
 /// relative to the context (for the Dockerfile-specific one, relative to where the Dockerfile
 /// is read from).
-pub fn select_ignore_file(dockerfile_path: &str, exists: &dyn Fn(&str) -> bool) -> Option<IgnoreFile> {
+pub fn select_ignore_file(
+    dockerfile_path: &str,
+    exists: &dyn Fn(&str) -> bool,
+) -> Option<IgnoreFile> {
     let beside = format!("{dockerfile_path}.dockerignore");
     if exists(&beside) {
         return Some(IgnoreFile::BesideDockerfile(beside));

@@ -26,7 +26,10 @@ enum Token {
     /// `(.*/)?`
     OptionalDirs,
     /// `[...]`
-    Class { negated: bool, ranges: Vec<(char, char)> },
+    Class {
+        negated: bool,
+        ranges: Vec<(char, char)>,
+    },
     /// A bare `^`, which Go's regexp reads as an anchor.
     Anchor,
 }
@@ -218,74 +221,72 @@ impl Pattern {
                 let suffix = &self.cleaned[2..];
                 path.ends_with(suffix) || suffix.strip_prefix('/').is_some_and(|s| path == s)
             }
-            MatchKind::Regex(tokens) => {
-                let text: Vec<char> = path.chars().collect();
-                let mut memo = vec![None; (tokens.len() + 1) * (text.len() + 1)];
-                full_match(tokens, &text, 0, 0, &mut memo)
-            }
+            MatchKind::Regex(tokens) => simulate(tokens, path),
         }
     }
 }
 
-fn full_match(tokens: &[Token], text: &[char], ti: usize, si: usize, memo: &mut [Option<bool>]) -> bool {
-    let key = ti * (text.len() + 1) + si;
-    if let Some(known) = memo[key] {
-        return known;
-    }
-    let result = match tokens.get(ti) {
-        None => si == text.len(),
-        Some(Token::Literal(c)) => text.get(si) == Some(c) && full_match(tokens, text, ti + 1, si + 1, memo),
-        Some(Token::NotSlash) => {
-            text.get(si).is_some_and(|&c| c != '/') && full_match(tokens, text, ti + 1, si + 1, memo)
-        }
-        Some(Token::Class { negated, ranges }) => {
-            text.get(si).is_some_and(|&c| ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated)
-                && full_match(tokens, text, ti + 1, si + 1, memo)
-        }
-        Some(Token::Anchor) => si == 0 && full_match(tokens, text, ti + 1, si, memo),
-        Some(Token::NotSlashRun) => {
-            let mut k = si;
-            loop {
-                if full_match(tokens, text, ti + 1, k, memo) {
-                    break true;
+/// Runs the pattern as a Thompson NFA over `path`: no recursion and no backtracking, so any
+/// pattern and path take time proportional to their product.
+fn simulate(tokens: &[Token], path: &str) -> bool {
+    let n = tokens.len();
+    // `active[t]`: about to match token t; `inside[t]`: within the `.*` of an `(.*/)?` at t.
+    let mut active = vec![false; n + 1];
+    let mut inside = vec![false; n + 1];
+    active[0] = true;
+    close(tokens, &mut active, &mut inside, true);
+    for c in path.chars() {
+        let mut next = vec![false; n + 1];
+        let mut next_inside = vec![false; n + 1];
+        for t in 0..n {
+            if inside[t] {
+                if c != '\n' {
+                    next_inside[t] = true;
                 }
-                if k < text.len() && text[k] != '/' {
-                    k += 1;
-                } else {
-                    break false;
+                if c == '/' {
+                    next[t + 1] = true;
                 }
             }
-        }
-        Some(Token::AnyRun) => {
-            let mut k = si;
-            loop {
-                if full_match(tokens, text, ti + 1, k, memo) {
-                    break true;
-                }
-                if k < text.len() && text[k] != '\n' {
-                    k += 1;
-                } else {
-                    break false;
-                }
+            if !active[t] {
+                continue;
             }
-        }
-        Some(Token::OptionalDirs) => {
-            if full_match(tokens, text, ti + 1, si, memo) {
-                true
-            } else {
-                let mut found = false;
-                let mut k = si;
-                while k < text.len() && text[k] != '\n' {
-                    if text[k] == '/' && full_match(tokens, text, ti + 1, k + 1, memo) {
-                        found = true;
-                        break;
+            match &tokens[t] {
+                Token::Literal(x) if *x == c => next[t + 1] = true,
+                Token::NotSlash if c != '/' => next[t + 1] = true,
+                Token::Class { negated, ranges } => {
+                    if ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated {
+                        next[t + 1] = true;
                     }
-                    k += 1;
                 }
-                found
+                Token::NotSlashRun if c != '/' => next[t] = true,
+                Token::AnyRun if c != '\n' => next[t] = true,
+                _ => {}
             }
         }
-    };
-    memo[key] = Some(result);
-    result
+        active = next;
+        inside = next_inside;
+        close(tokens, &mut active, &mut inside, false);
+        if !active.iter().chain(inside.iter()).any(|&a| a) {
+            return false;
+        }
+    }
+    active[n]
+}
+
+/// Follows the moves that consume nothing; they only go forward, so one pass suffices.
+fn close(tokens: &[Token], active: &mut [bool], inside: &mut [bool], at_start: bool) {
+    for t in 0..tokens.len() {
+        if !active[t] {
+            continue;
+        }
+        match &tokens[t] {
+            Token::NotSlashRun | Token::AnyRun => active[t + 1] = true,
+            Token::OptionalDirs => {
+                active[t + 1] = true;
+                inside[t] = true;
+            }
+            Token::Anchor if at_start => active[t + 1] = true,
+            _ => {}
+        }
+    }
 }

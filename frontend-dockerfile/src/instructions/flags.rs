@@ -43,7 +43,9 @@ impl Flags {
                 break;
             }
             let Some(body) = arg.strip_prefix("--") else {
-                return Err(ErrorKind::invalid(format!("arg should start with -- : {arg}")));
+                return Err(ErrorKind::invalid(format!(
+                    "arg should start with -- : {arg}"
+                )));
             };
             let (name, value) = match body.split_once('=') {
                 Some((n, v)) => (n, Some(v)),
@@ -58,12 +60,16 @@ impl Flags {
                 });
             };
             if kind != FlagType::Strings && self.values.contains_key(key) {
-                return Err(ErrorKind::invalid(format!("duplicate flag specified: {flag_name}")));
+                return Err(ErrorKind::invalid(format!(
+                    "duplicate flag specified: {flag_name}"
+                )));
             }
             let stored = match kind {
                 FlagType::Bool => match value {
                     Some("") => {
-                        return Err(ErrorKind::invalid(format!("missing a value on flag: {flag_name}")));
+                        return Err(ErrorKind::invalid(format!(
+                            "missing a value on flag: {flag_name}"
+                        )));
                     }
                     None => "true".to_owned(),
                     Some(v) if v.eq_ignore_ascii_case("true") => "true".to_owned(),
@@ -77,7 +83,9 @@ impl Flags {
                 FlagType::String | FlagType::Strings => match value {
                     Some(v) => v.to_owned(),
                     None => {
-                        return Err(ErrorKind::invalid(format!("missing a value on flag: {flag_name}")));
+                        return Err(ErrorKind::invalid(format!(
+                            "missing a value on flag: {flag_name}"
+                        )));
                     }
                 },
             };
@@ -185,7 +193,9 @@ pub(crate) fn parse_ram_in_bytes(text: &str) -> Option<i64> {
         return None;
     }
     let value: f64 = number.parse().ok()?;
-    let mut suffix = text[number_len..].strip_prefix(' ').unwrap_or(&text[number_len..]);
+    let mut suffix = text[number_len..]
+        .strip_prefix(' ')
+        .unwrap_or(&text[number_len..]);
     let mut multiplier = 1.0;
     if let Some(c) = suffix.chars().next() {
         let exponent = match c.to_ascii_lowercase() {
@@ -219,16 +229,39 @@ mod tests {
             .string("from")
             .bool("link")
             .strings("exclude")
-            .parse(&["--from=a".into(), "--link".into(), "--exclude=x".into(), "--exclude=y".into()])
+            .parse(&[
+                "--from=a".into(),
+                "--link".into(),
+                "--exclude=x".into(),
+                "--exclude=y".into(),
+            ])
             .unwrap();
         assert_eq!(flags.get("from"), "a");
         assert_eq!(flags.get_bool("link"), Some(true));
         assert_eq!(flags.get_all("exclude"), ["x", "y"]);
-        let err = Flags::default().string("from").parse(&["--form=a".into()]).unwrap_err();
+        let err = Flags::default()
+            .string("from")
+            .parse(&["--form=a".into()])
+            .unwrap_err();
         assert_eq!(err.to_string(), "unknown flag: --form (did you mean from?)");
-        assert!(Flags::default().string("from").parse(&["--from".into()]).is_err());
-        assert!(Flags::default().bool("link").parse(&["--link=maybe".into()]).is_err());
-        assert!(Flags::default().string("from").parse(&["--from=a".into(), "--from=b".into()]).is_err());
+        assert!(
+            Flags::default()
+                .string("from")
+                .parse(&["--from".into()])
+                .is_err()
+        );
+        assert!(
+            Flags::default()
+                .bool("link")
+                .parse(&["--link=maybe".into()])
+                .is_err()
+        );
+        assert!(
+            Flags::default()
+                .string("from")
+                .parse(&["--from=a".into(), "--from=b".into()])
+                .is_err()
+        );
     }
 
     #[test]

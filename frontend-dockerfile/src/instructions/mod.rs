@@ -12,7 +12,9 @@ pub mod mount;
 pub use mount::{CacheSharing, Mount, MountType, parse_mount};
 
 use crate::error::{DockerfileError, ErrorKind};
-use crate::parser::{self, Dockerfile, Node, Position, SourceRange, chomp_heredoc_content, parse_heredoc};
+use crate::parser::{
+    self, Dockerfile, Node, Position, SourceRange, chomp_heredoc_content, parse_heredoc,
+};
 use crate::suggest;
 use flags::{Flags, parse_go_duration};
 
@@ -335,7 +337,9 @@ fn sources_and_dest(node: &Node, args: &[String], name: &str) -> Result<SourcesA
         return Err(no_destination(name));
     };
     if matches!(parse_heredoc(dest), Ok(Some(_))) {
-        return Err(invalid(format!("{name} cannot accept a heredoc as a destination")));
+        return Err(invalid(format!(
+            "{name} cannot accept a heredoc as a destination"
+        )));
     }
     let mut files = SourcesAndDest {
         dest: dest.clone(),
@@ -380,10 +384,16 @@ fn optional_interval(flags: &Flags, name: &str) -> Result<i64, ErrorKind> {
     if value.is_empty() {
         return Ok(0);
     }
-    let nanos = parse_go_duration(&value)
-        .ok_or_else(|| invalid(format!("time: invalid duration {}", crate::go_quote::quote(&value))))?;
+    let nanos = parse_go_duration(&value).ok_or_else(|| {
+        invalid(format!(
+            "time: invalid duration {}",
+            crate::go_quote::quote(&value)
+        ))
+    })?;
     if nanos != 0 && nanos < 1_000_000 {
-        return Err(invalid(format!("interval {name:?} cannot be less than 1ms")));
+        return Err(invalid(format!(
+            "interval {name:?} cannot be less than 1ms"
+        )));
     }
     Ok(nanos)
 }
@@ -410,13 +420,19 @@ fn healthcheck(node: &Node, args: &[String]) -> Result<HealthConfig, ErrorKind> 
         .string("retries")
         .parse(&node.flags)?;
     if kind != "CMD" {
-        return Err(invalid(format!("unknown type {kind:?} in HEALTHCHECK (try CMD)")));
+        return Err(invalid(format!(
+            "unknown type {kind:?} in HEALTHCHECK (try CMD)"
+        )));
     }
     let command = command_line(node, rest).args;
     if command.is_empty() {
         return Err(invalid("missing command after HEALTHCHECK CMD"));
     }
-    let mut test = vec![if node.json { kind } else { "CMD-SHELL".to_owned() }];
+    let mut test = vec![if node.json {
+        kind
+    } else {
+        "CMD-SHELL".to_owned()
+    }];
     test.extend(command);
     let retries = match flags.get_opt("retries") {
         None => 0,
@@ -443,7 +459,8 @@ fn healthcheck(node: &Node, args: &[String]) -> Result<HealthConfig, ErrorKind> 
 fn is_valid_stage_name(name: &str) -> bool {
     let mut chars = name.chars();
     chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
+        && chars
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '_' | '.'))
 }
 
 fn from(node: &Node, args: &[String]) -> Result<Parsed, ErrorKind> {
@@ -476,9 +493,15 @@ fn onbuild(node: &Node, args: &[String]) -> Result<Instruction, ErrorKind> {
     Flags::default().parse(&node.flags)?;
     let trigger = trigger.trim().to_uppercase();
     match trigger.as_str() {
-        "ONBUILD" => return Err(invalid("chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed")),
+        "ONBUILD" => {
+            return Err(invalid(
+                "chaining ONBUILD via `ONBUILD ONBUILD` isn't allowed",
+            ));
+        }
         "MAINTAINER" | "FROM" => {
-            return Err(invalid(format!("{trigger} isn't allowed as an ONBUILD trigger")));
+            return Err(invalid(format!(
+                "{trigger} isn't allowed as an ONBUILD trigger"
+            )));
         }
         _ => {}
     }
@@ -505,11 +528,19 @@ fn run(node: &Node, args: &[String]) -> Result<Instruction, ErrorKind> {
         .parse(&node.flags)?;
     let network = flags.get_opt("network").unwrap_or_else(|| "default".into());
     if !matches!(network.as_str(), "default" | "none" | "host") {
-        return Err(invalid(format!("invalid network mode {}", crate::go_quote::quote(&network))));
+        return Err(invalid(format!(
+            "invalid network mode {}",
+            crate::go_quote::quote(&network)
+        )));
     }
-    let security = flags.get_opt("security").unwrap_or_else(|| "sandbox".into());
+    let security = flags
+        .get_opt("security")
+        .unwrap_or_else(|| "sandbox".into());
     if !matches!(security.as_str(), "sandbox" | "insecure") {
-        return Err(invalid(format!("security {} is not valid", crate::go_quote::quote(&security))));
+        return Err(invalid(format!(
+            "security {} is not valid",
+            crate::go_quote::quote(&security)
+        )));
     }
     let mount_specs = flags.get_all("mount");
     for spec in &mount_specs {

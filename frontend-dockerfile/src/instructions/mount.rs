@@ -211,10 +211,14 @@ pub fn parse_mount(
     };
     let mut read_only_auto = true;
     let unexpected = |key: &str, kind: MountType| {
-        ErrorKind::invalid(format!("unexpected key '{key}' for mount type '{}'", kind.as_str()))
+        ErrorKind::invalid(format!(
+            "unexpected key '{key}' for mount type '{}'",
+            kind.as_str()
+        ))
     };
     let bool_value = |key: &str, value: &str| {
-        parse_go_bool(value).ok_or_else(|| ErrorKind::invalid(format!("invalid value for {key}: {value}")))
+        parse_go_bool(value)
+            .ok_or_else(|| ErrorKind::invalid(format!("invalid value for {key}: {value}")))
     };
     for field in csv_fields(spec)? {
         let Some((key, value)) = field.split_once('=') else {
@@ -276,8 +280,9 @@ pub fn parse_mount(
                 if m.kind != MountType::Tmpfs {
                     return Err(unexpected(&key, m.kind));
                 }
-                m.size_limit = parse_ram_in_bytes(&value)
-                    .ok_or_else(|| ErrorKind::invalid(format!("invalid value for {key}: {value}")))?;
+                m.size_limit = parse_ram_in_bytes(&value).ok_or_else(|| {
+                    ErrorKind::invalid(format!("invalid value for {key}: {value}"))
+                })?;
             }
             "id" => m.cache_id = value,
             "sharing" => {
@@ -309,9 +314,16 @@ pub fn parse_mount(
             }
         }
     }
-    let file_info_allowed = matches!(m.kind, MountType::Secret | MountType::Ssh | MountType::Cache);
+    let file_info_allowed = matches!(
+        m.kind,
+        MountType::Secret | MountType::Ssh | MountType::Cache
+    );
     if !file_info_allowed {
-        for (name, set) in [("mode", m.mode.is_some()), ("uid", m.uid.is_some()), ("gid", m.gid.is_some())] {
+        for (name, set) in [
+            ("mode", m.mode.is_some()),
+            ("uid", m.uid.is_some()),
+            ("gid", m.gid.is_some()),
+        ] {
             if set {
                 return Err(ErrorKind::invalid(format!(
                     "{name} not allowed for {} type mounts",
@@ -331,7 +343,9 @@ pub fn parse_mount(
             return Err(ErrorKind::invalid("secret mount should not define sharing"));
         }
         if m.source.is_empty() && m.target.is_empty() && m.cache_id.is_empty() {
-            return Err(ErrorKind::invalid("invalid secret mount. one of source, target required"));
+            return Err(ErrorKind::invalid(
+                "invalid secret mount. one of source, target required",
+            ));
         }
         if !m.source.is_empty() && !m.cache_id.is_empty() {
             return Err(ErrorKind::invalid("both source and id can't be set"));
@@ -356,11 +370,18 @@ mod tests {
 
     #[test]
     fn parses_every_mount_type() {
-        let m = parse("type=cache,target=/root/.cache,id=go,sharing=locked,mode=0755,uid=1").unwrap();
-        assert_eq!((m.kind, m.read_only, m.mode, m.uid), (MountType::Cache, false, Some(0o755), Some(1)));
+        let m =
+            parse("type=cache,target=/root/.cache,id=go,sharing=locked,mode=0755,uid=1").unwrap();
+        assert_eq!(
+            (m.kind, m.read_only, m.mode, m.uid),
+            (MountType::Cache, false, Some(0o755), Some(1))
+        );
         assert_eq!(m.cache_sharing, Some(CacheSharing::Locked));
         let m = parse("target=/src,from=builder,rw").unwrap();
-        assert_eq!((m.kind, m.read_only, m.from.as_str()), (MountType::Bind, false, "builder"));
+        assert_eq!(
+            (m.kind, m.read_only, m.from.as_str()),
+            (MountType::Bind, false, "builder")
+        );
         assert!(parse("type=bind,source=.").unwrap().read_only);
         let m = parse("type=tmpfs,target=/t,size=64m").unwrap();
         assert_eq!(m.size_limit, 64 << 20);
@@ -374,12 +395,20 @@ mod tests {
     #[test]
     fn rejects_what_buildkit_rejects() {
         let err = parse("type=cahce").unwrap_err().to_string();
-        assert_eq!(err, "unsupported mount type \"cahce\" (did you mean cache?)");
+        assert_eq!(
+            err,
+            "unsupported mount type \"cahce\" (did you mean cache?)"
+        );
         assert!(parse("type=bind,mode=0755").is_err());
         assert!(parse("type=bind,required").is_err());
         assert!(parse("type=secret").is_err());
         assert!(parse("type=bind,sharing=locked").is_err());
-        assert!(parse("type=cache,targte=/x").unwrap_err().to_string().contains("did you mean target?"));
+        assert!(
+            parse("type=cache,targte=/x")
+                .unwrap_err()
+                .to_string()
+                .contains("did you mean target?")
+        );
         assert!(parse("bogus").is_err());
         assert!(check_unexpanded("from=$X").is_err());
         assert!(check_unexpanded("from=a$").is_ok());

@@ -92,7 +92,11 @@ mod tests {
     #[test]
     fn reads_directives_until_the_first_other_line() {
         let mut p = DirectiveParser::default();
-        assert!(p.parse_line("# syntax = docker/dockerfile:1", 1).unwrap().is_some());
+        assert!(
+            p.parse_line("# syntax = docker/dockerfile:1", 1)
+                .unwrap()
+                .is_some()
+        );
         assert!(p.parse_line("#escape=`", 2).unwrap().is_some());
         assert!(p.parse_line("# escape=\\", 3).is_err());
         assert!(p.parse_line("# not a directive", 4).unwrap().is_none());

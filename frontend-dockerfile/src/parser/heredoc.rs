@@ -84,11 +84,20 @@ mod tests {
     #[test]
     fn recognises_heredoc_words() {
         let doc = parse_heredoc("<<EOF").unwrap().unwrap();
-        assert_eq!((doc.name.as_str(), doc.expand, doc.chomp), ("EOF", true, false));
+        assert_eq!(
+            (doc.name.as_str(), doc.expand, doc.chomp),
+            ("EOF", true, false)
+        );
         let doc = parse_heredoc("<<-'EOF'").unwrap().unwrap();
-        assert_eq!((doc.name.as_str(), doc.expand, doc.chomp), ("EOF", false, true));
+        assert_eq!(
+            (doc.name.as_str(), doc.expand, doc.chomp),
+            ("EOF", false, true)
+        );
         let doc = parse_heredoc("3<<\"E\"OF").unwrap().unwrap();
-        assert_eq!((doc.name.as_str(), doc.expand, doc.file_descriptor), ("EOF", false, 3));
+        assert_eq!(
+            (doc.name.as_str(), doc.expand, doc.file_descriptor),
+            ("EOF", false, 3)
+        );
         assert!(parse_heredoc("<<").unwrap().is_none());
         assert!(parse_heredoc("a<<EOF").unwrap().is_none());
         assert!(parse_heredoc("<<'EOF").is_err());

@@ -41,11 +41,24 @@ pub(crate) fn split_whitespace_re(text: &str, limit: Option<usize>) -> Vec<&str>
     }
 }
 
+/// How deep `ONBUILD ONBUILD ...` may nest in the AST. BuildKit's Go stack grows without bound;
+/// ours does not, and the typed layer rejects any nesting anyway.
+const MAX_ONBUILD_DEPTH: usize = 64;
+
 /// Builds the node for one logical line (`newNodeFromLine`).
 pub(crate) fn node_from_line(
     line: &str,
     escape: char,
     comments: Vec<String>,
+) -> Result<Node, ErrorKind> {
+    node_at_depth(line, escape, comments, 0)
+}
+
+fn node_at_depth(
+    line: &str,
+    escape: char,
+    comments: Vec<String>,
+    depth: usize,
 ) -> Result<Node, ErrorKind> {
     let (command, flags, args) = split_command(line, escape);
     let (args, json) = match command.to_lowercase().as_str() {
@@ -61,7 +74,10 @@ pub(crate) fn node_from_line(
             if args.is_empty() {
                 (Vec::new(), false)
             } else {
-                let child = node_from_line(&args, escape, Vec::new())?;
+                if depth >= MAX_ONBUILD_DEPTH {
+                    return Err(ErrorKind::invalid("ONBUILD triggers nested too deeply"));
+                }
+                let child = node_at_depth(&args, escape, Vec::new(), depth + 1)?;
                 (vec![Arg::Command(Box::new(child))], false)
             }
         }

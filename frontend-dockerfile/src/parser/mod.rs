@@ -258,7 +258,11 @@ pub fn parse(source: &[u8], file_name: &str) -> Result<Dockerfile, DockerfileErr
         located(file_name, &lines, Position { line, column }, kind)
     };
     for (i, raw) in raw_lines.iter().enumerate() {
-        let limit = if raw.ends_with('\n') { MAX_LINE } else { MAX_LINE - 1 };
+        let limit = if raw.ends_with('\n') {
+            MAX_LINE
+        } else {
+            MAX_LINE - 1
+        };
         if raw.len() > limit {
             return Err(fail(i + 1, 1, ErrorKind::LineTooLong));
         }
@@ -300,11 +304,7 @@ pub fn parse(source: &[u8], file_name: &str) -> Result<Dockerfile, DockerfileErr
                         "\\" => '\\',
                         other => {
                             let value = other.to_owned();
-                            return Err(fail(
-                                current + 1,
-                                1,
-                                ErrorKind::InvalidEscape { value },
-                            ));
+                            return Err(fail(current + 1, 1, ErrorKind::InvalidEscape { value }));
                         }
                     };
                 }

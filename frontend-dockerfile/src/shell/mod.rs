@@ -101,6 +101,10 @@ pub enum ShellErrorKind {
     /// A malformed `#`, `%` or `/` pattern.
     #[error("{0}")]
     InvalidPattern(String),
+    /// `${...}` groups nested deeper than BuildKit's growable Go stack would notice, but ours
+    /// would.
+    #[error("substitutions nested more than {0} deep")]
+    TooDeep(usize),
     /// A quote or `${`-group left open at the end of the word.
     #[error("unexpected end of statement while looking for matching {0}")]
     Unterminated(String),
@@ -163,10 +167,12 @@ impl Lexer {
         env: &dyn Env,
     ) -> Result<Expansion, ShellError> {
         let mut state = State::new(self, word, env, true);
-        let (result, _) = state.process_stop_on(None, self.raw_escapes).map_err(|kind| ShellError {
-            word: word.to_owned(),
-            kind,
-        })?;
+        let (result, _) = state
+            .process_stop_on(None, self.raw_escapes)
+            .map_err(|kind| ShellError {
+                word: word.to_owned(),
+                kind,
+            })?;
         Ok(Expansion {
             result,
             matched: state.matched,
@@ -246,7 +252,11 @@ struct State<'a> {
     matched: BTreeSet<String>,
     unmatched: BTreeSet<String>,
     words_buf: String,
+    depth: usize,
 }
+
+/// The deepest `${a:-${b:-...}}` nesting expanded.
+const MAX_DEPTH: usize = 256;
 
 type Step<T> = Result<T, ShellErrorKind>;
 
@@ -262,6 +272,7 @@ impl<'a> State<'a> {
             matched: BTreeSet::new(),
             unmatched: BTreeSet::new(),
             words_buf: String::new(),
+            depth: 0,
         }
     }
 
@@ -277,11 +288,20 @@ impl<'a> State<'a> {
         ch
     }
 
-    fn process_stop_on(&mut self, stop: Option<char>, raw_escapes: bool) -> Step<(String, Vec<String>)> {
+    fn process_stop_on(
+        &mut self,
+        stop: Option<char>,
+        raw_escapes: bool,
+    ) -> Step<(String, Vec<String>)> {
+        if self.depth >= MAX_DEPTH {
+            return Err(ShellErrorKind::TooDeep(MAX_DEPTH));
+        }
+        self.depth += 1;
         let saved = self.raw_escapes;
         self.raw_escapes = raw_escapes;
         let outcome = self.stop_on_inner(stop);
         self.raw_escapes = saved;
+        self.depth -= 1;
         outcome
     }
 
@@ -392,7 +412,9 @@ impl<'a> State<'a> {
                         }
                         match self.peek() {
                             None => continue,
-                            Some(next) if next == '"' || next == '$' || next == self.lexer.escape => {
+                            Some(next)
+                                if next == '"' || next == '$' || next == self.lexer.escape =>
+                            {
                                 self.pos += 1;
                                 ch = next;
                             }
@@ -550,7 +572,8 @@ impl<'a> State<'a> {
             }
             None => String::new(),
         };
-        pattern::replace(&pattern, &value, &replacement, all).map_err(ShellErrorKind::InvalidPattern)
+        pattern::replace(&pattern, &value, &replacement, all)
+            .map_err(ShellErrorKind::InvalidPattern)
     }
 
     fn process_name(&mut self) -> String {

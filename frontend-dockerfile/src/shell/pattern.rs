@@ -7,7 +7,7 @@
 //! leftmost-first preference (a backtracking order), which this module reproduces with a memoised
 //! backtracking matcher instead of a regex engine.
 
-use std::collections::HashMap;
+use std::collections::HashSet;
 
 /// One element of a compiled pattern.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -65,54 +65,92 @@ impl Pattern {
 
     /// The end of the preferred match that starts exactly at `start`, if any.
     pub(crate) fn match_at(&self, text: &[char], start: usize) -> Option<usize> {
-        let mut memo = HashMap::new();
-        self.match_from(text, 0, start, &mut memo)
+        self.match_from(text, start, &mut HashSet::new())
     }
 
     /// The leftmost match starting at or after `from`: `(start, end)`.
     pub(crate) fn find(&self, text: &[char], from: usize) -> Option<(usize, usize)> {
-        (from..=text.len()).find_map(|start| self.match_at(text, start).map(|end| (start, end)))
+        // A star state that failed from one start fails from every start.
+        let mut failed = HashSet::new();
+        (from..=text.len()).find_map(|start| {
+            self.match_from(text, start, &mut failed)
+                .map(|end| (start, end))
+        })
     }
 
+    /// Depth-first search in Go's preference order with an explicit stack (no recursion, so no
+    /// pattern can exhaust the call stack); star states known to fail are not tried again.
     fn match_from(
         &self,
         text: &[char],
-        ti: usize,
-        si: usize,
-        memo: &mut HashMap<(usize, usize), Option<usize>>,
+        start: usize,
+        failed: &mut HashSet<(usize, usize)>,
     ) -> Option<usize> {
-        if let Some(&known) = memo.get(&(ti, si)) {
-            return known;
+        struct Choice {
+            token: usize,
+            from: usize,
+            reach: usize,
+            tried: usize,
         }
-        let result = match self.tokens.get(ti) {
-            None => Some(si),
-            Some(Token::Literal(c)) => {
-                if text.get(si) == Some(c) {
-                    self.match_from(text, ti + 1, si + 1, memo)
-                } else {
-                    None
+        // The fewest characters the tokens from each index on need: prunes hopeless lengths.
+        let mut min_rest = vec![0; self.tokens.len() + 1];
+        for (i, token) in self.tokens.iter().enumerate().rev() {
+            min_rest[i] = min_rest[i + 1] + usize::from(*token != Token::Star);
+        }
+        let mut stack: Vec<Choice> = Vec::new();
+        let (mut ti, mut si) = (0, start);
+        loop {
+            // Walk the tokens that have one way to match, up to the next star.
+            loop {
+                if text.len().saturating_sub(si) < min_rest[ti] {
+                    break;
+                }
+                match self.tokens.get(ti) {
+                    None => return Some(si),
+                    Some(Token::Literal(c)) if text.get(si) == Some(c) => {
+                        ti += 1;
+                        si += 1;
+                    }
+                    Some(Token::One) if text.get(si).is_some_and(|&c| c != '\n') => {
+                        ti += 1;
+                        si += 1;
+                    }
+                    Some(Token::Star) if !failed.contains(&(ti, si)) => {
+                        let reach = text[si..]
+                            .iter()
+                            .position(|&c| c == '\n')
+                            .map_or(text.len(), |p| si + p);
+                        stack.push(Choice {
+                            token: ti,
+                            from: si,
+                            reach,
+                            tried: 0,
+                        });
+                        break;
+                    }
+                    Some(_) => break,
                 }
             }
-            Some(Token::One) => match text.get(si) {
-                Some(&c) if c != '\n' => self.match_from(text, ti + 1, si + 1, memo),
-                _ => None,
-            },
-            Some(Token::Star) => {
-                let reach = text[si..]
-                    .iter()
-                    .position(|&c| c == '\n')
-                    .map_or(text.len(), |p| si + p);
-                if self.greedy {
-                    (si..=reach)
-                        .rev()
-                        .find_map(|k| self.match_from(text, ti + 1, k, memo))
-                } else {
-                    (si..=reach).find_map(|k| self.match_from(text, ti + 1, k, memo))
+            // Take the next untried length of the innermost star.
+            loop {
+                let choice = stack.last_mut()?;
+                let count = choice.reach - choice.from + 1;
+                if choice.tried == count {
+                    failed.insert((choice.token, choice.from));
+                    stack.pop();
+                    continue;
                 }
+                let length = if self.greedy {
+                    count - 1 - choice.tried
+                } else {
+                    choice.tried
+                };
+                choice.tried += 1;
+                ti = choice.token + 1;
+                si = choice.from + length;
+                break;
             }
-        };
-        memo.insert((ti, si), result);
-        result
+        }
     }
 }
 
