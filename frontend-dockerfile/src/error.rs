@@ -104,7 +104,13 @@ pub enum ErrorKind {
     },
     /// Word expansion failed.
     #[error(transparent)]
-    Expansion(#[from] ShellError),
+    Expansion(Box<ShellError>),
+}
+
+impl From<ShellError> for ErrorKind {
+    fn from(error: ShellError) -> Self {
+        Self::Expansion(Box::new(error))
+    }
 }
 
 pub(crate) fn suggestion_suffix(suggestion: Option<&str>) -> String {

@@ -29,7 +29,6 @@
 //! assert!(err.to_string().starts_with("Dockerfile:2:1: unknown instruction: RUNN (did you mean RUN?)"));
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
-#![allow(missing_docs)]
 #![forbid(unsafe_code)]
 
 pub mod dockerignore;

@@ -68,12 +68,11 @@ impl Platform {
             _ => return None,
         };
         let (arch, variant) = match (arch.as_str(), variant.as_str()) {
-            ("x86_64" | "x86-64" | "amd64", v) => ("amd64".to_owned(), v.to_owned()),
             ("aarch64" | "arm64", "8" | "v8") => ("arm64".to_owned(), String::new()),
+            ("x86_64" | "x86-64" | "amd64", v) => ("amd64".to_owned(), v.to_owned()),
             ("aarch64", v) => ("arm64".to_owned(), v.to_owned()),
-            ("armhf", _) => ("arm".to_owned(), "v7".to_owned()),
+            ("armhf", _) | ("arm", "") => ("arm".to_owned(), "v7".to_owned()),
             ("armel", _) => ("arm".to_owned(), "v6".to_owned()),
-            ("arm", "") => ("arm".to_owned(), "v7".to_owned()),
             ("arm", v) if !v.starts_with('v') => ("arm".to_owned(), format!("v{v}")),
             ("i386" | "i686" | "x86", v) => ("386".to_owned(), v.to_owned()),
             (a, v) => (a.to_owned(), v.to_owned()),
@@ -214,7 +213,7 @@ pub fn is_proxy_arg(name: &str) -> bool {
 }
 
 fn expansion(e: ShellError) -> ErrorKind {
-    ErrorKind::Expansion(e)
+    ErrorKind::from(e)
 }
 
 /// Resolves the stages of `instructions` for a build with `options`. `dockerfile` locates errors.
@@ -316,7 +315,7 @@ pub fn resolve(
         collect_references(
             dockerfile,
             stage,
-            &lexer,
+            lexer,
             &find_by_name,
             stages.len(),
             &mut dependencies,
@@ -363,7 +362,7 @@ pub fn resolve(
 fn collect_references(
     dockerfile: &Dockerfile,
     stage: &Stage,
-    lexer: &Lexer,
+    lexer: Lexer,
     find_by_name: &dyn Fn(&str) -> Option<usize>,
     stage_count: usize,
     dependencies: &mut Vec<(usize, DependencyKind)>,
@@ -525,7 +524,7 @@ impl<'a> StageScope<'a> {
                 let value = if let Some(v) = self.options.build_args.get(&def.key) {
                     Some(v.clone())
                 } else if let Some(default) = &def.value {
-                    Some(self.expand(default).map_err(ErrorKind::Expansion)?)
+                    Some(self.expand(default).map_err(ErrorKind::from)?)
                 } else {
                     self.graph
                         .global_args
@@ -542,15 +541,13 @@ impl<'a> StageScope<'a> {
         }
         let env = self.env.clone();
         let lexer = self.lexer;
-        instruction
-            .expand(&mut |word| lexer.process_word(word, &env).map_err(ErrorKind::Expansion))?;
+        instruction.expand(&mut |word| lexer.process_word(word, &env).map_err(ErrorKind::from))?;
         let raw = Lexer {
             skip_process_quotes: true,
             ..Lexer::new('\\')
         };
-        instruction.expand_heredocs(&mut |word| {
-            raw.process_word(word, &env).map_err(ErrorKind::Expansion)
-        })?;
+        instruction
+            .expand_heredocs(&mut |word| raw.process_word(word, &env).map_err(ErrorKind::from))?;
         if let Instruction::Env(pairs) = instruction {
             for kv in pairs.iter() {
                 set(&mut self.env, &kv.key, kv.value.clone());

@@ -16,8 +16,8 @@ fn shared() -> PathBuf {
 
 fn case_dirs(folder: &str) -> Vec<PathBuf> {
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(shared().join(folder))
-        .unwrap()
-        .map(|e| e.unwrap().path())
+        .expect("the conformance folder is readable")
+        .map(|e| e.expect("the conformance folder is readable").path())
         .filter(|p| p.is_dir())
         .collect();
     dirs.sort();

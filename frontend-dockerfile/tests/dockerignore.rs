@@ -206,7 +206,8 @@ fn older_matches_checks_parents_at_pattern_depth_only() {
     assert!(ignore.matches("a/b/c"));
     let ignore = Dockerignore::new(&["*"]).unwrap();
     assert!(ignore.matches("a/b/c"));
-    assert!(ignore.has_exceptions() == false);
+    assert!(!ignore.has_exceptions());
+    assert!(Dockerignore::new(&["a", "!b"]).unwrap().has_exceptions());
 }
 
 #[test]

@@ -3,7 +3,8 @@
 use inlay_frontend_dockerfile::instructions::{self, Instruction, MountType};
 
 fn stage0(src: &str) -> Vec<Instruction> {
-    let parsed = instructions::parse_bytes(src.as_bytes(), "Dockerfile").unwrap();
+    let parsed = instructions::parse_bytes(src.as_bytes(), "Dockerfile")
+        .expect("the test Dockerfile parses");
     parsed.stages[0]
         .instructions
         .iter()

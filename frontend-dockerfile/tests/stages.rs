@@ -16,7 +16,7 @@ fn options(args: &[(&str, &str)], target: Option<&str>) -> BuildOptions {
             .collect(),
         target: target.map(str::to_owned),
         build_platform: Platform::linux_amd64(),
-        target_platform: Some(Platform::parse("linux/arm64").unwrap()),
+        target_platform: Platform::parse("linux/arm64"),
     }
 }
 

@@ -29,7 +29,7 @@ fuzz_target!(|data: &[u8]| {
                 let _ = run.mounts(&mut |v| {
                     scope
                         .expand(v)
-                        .map_err(inlay_frontend_dockerfile::ErrorKind::Expansion)
+                        .map_err(inlay_frontend_dockerfile::ErrorKind::from)
                 });
             }
         }

@@ -1,7 +1,7 @@
 //! `cargo xtask fuzz-build`: builds every cargo-fuzz target under `fuzz/` on the stable
 //! toolchain, installing cargo-fuzz first when it is missing.
 //!
-//! `-s none` skips the sanitizer (AddressSanitizer needs nightly `-Z` flags); with it, cargo-fuzz
+//! `-s none` skips the sanitizer (the address sanitizer needs nightly `-Z` flags); with it, cargo-fuzz
 //! 0.13 passes only stable codegen flags (sancov coverage instrumentation, `--cfg fuzzing`), so
 //! no `RUSTC_BOOTSTRAP` is needed: checked on rustc 1.95.
 

@@ -119,7 +119,7 @@ fn parse_class(chars: &[char], mut i: usize) -> (Token, usize) {
         *i += 1;
         c
     };
-    while i < chars.len() && !(chars[i] == ']' && !ranges.is_empty()) {
+    while i < chars.len() && (chars[i] != ']' || ranges.is_empty()) {
         let lo = take(&mut i);
         let mut hi = lo;
         if chars.get(i) == Some(&'-') {
@@ -253,10 +253,10 @@ fn simulate(tokens: &[Token], path: &str) -> bool {
             match &tokens[t] {
                 Token::Literal(x) if *x == c => next[t + 1] = true,
                 Token::NotSlash if c != '/' => next[t + 1] = true,
-                Token::Class { negated, ranges } => {
-                    if ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated {
-                        next[t + 1] = true;
-                    }
+                Token::Class { negated, ranges }
+                    if ranges.iter().any(|&(lo, hi)| lo <= c && c <= hi) != *negated =>
+                {
+                    next[t + 1] = true;
                 }
                 Token::NotSlashRun if c != '/' => next[t] = true,
                 Token::AnyRun if c != '\n' => next[t] = true,

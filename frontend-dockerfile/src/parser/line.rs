@@ -26,18 +26,14 @@ pub(crate) fn split_whitespace_re(text: &str, limit: Option<usize>) -> Vec<&str>
             parts.push(rest);
             return parts;
         }
-        match rest.find(is_re_whitespace) {
-            Some(start) => {
-                let after = &rest[start..];
-                let run = after.len() - after.trim_start_matches(is_re_whitespace).len();
-                parts.push(&rest[..start]);
-                rest = &rest[start + run..];
-            }
-            None => {
-                parts.push(rest);
-                return parts;
-            }
-        }
+        let Some(start) = rest.find(is_re_whitespace) else {
+            parts.push(rest);
+            return parts;
+        };
+        let after = &rest[start..];
+        let run = after.len() - after.trim_start_matches(is_re_whitespace).len();
+        parts.push(&rest[..start]);
+        rest = &rest[start + run..];
     }
 }
 

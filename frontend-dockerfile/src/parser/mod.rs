@@ -352,7 +352,7 @@ pub fn parse(source: &[u8], file_name: &str) -> Result<Dockerfile, DockerfileErr
 
         if node.can_contain_heredoc() && logical.contains("<<") {
             let heredocs = heredoc::heredocs_from_line(&logical)
-                .map_err(|e| fail(start_line, start_column, ErrorKind::Expansion(e)))?;
+                .map_err(|e| fail(start_line, start_column, ErrorKind::from(e)))?;
             for mut doc in heredocs {
                 let mut terminated = false;
                 while next_line < raw_lines.len() {

@@ -32,7 +32,7 @@ impl Env for BTreeMap<String, String> {
     }
 }
 
-impl Env for HashMap<String, String> {
+impl<S: std::hash::BuildHasher> Env for HashMap<String, String, S> {
     fn lookup(&self, name: &str) -> Option<&str> {
         self.get(name).map(String::as_str)
     }
