@@ -516,6 +516,11 @@ impl<'a> StageScope<'a> {
         self.lexer.process_word(word, &self.env)
     }
 
+    /// Expands and splits a word as BuildKit does for EXPOSE ports (`ProcessWords`).
+    pub fn expand_words(&self, word: &str) -> Result<Vec<String>, ShellError> {
+        self.lexer.process_words(word, &self.env)
+    }
+
     /// Expands `instruction` by BuildKit's rules and applies what it changes to the scope
     /// (ENV pairs; ARG values from build args, defaults or global ARGs).
     pub fn apply(&mut self, instruction: &mut Instruction) -> Result<(), ErrorKind> {

@@ -147,6 +147,10 @@ fn stage_scope_follows_arg_and_env_rules() {
     assert_eq!(copy.files.source_paths, ["$E"]);
     assert_eq!(copy.files.dest, "/d/global");
     assert_eq!(copy.files.source_contents[0].data, "global \"q\"\n");
+    assert_eq!(
+        scope.expand_words("${D} 80/tcp").unwrap(),
+        ["global-default", "80/tcp"]
+    );
     // Proxy build args reach RUN without an ARG.
     assert!(
         scope
