@@ -1,8 +1,43 @@
 //! Dockerfile and `.dockerignore` parsing with BuildKit's semantics.
 //!
-//! This crate will own the Dockerfile lexer and parser (directives, continuations, heredocs, JSON
-//! and shell forms, flags, with source positions for every node), shell-word expansion as
-//! BuildKit's lexer does it, ARG/ENV scoping and stages, the `.dockerignore` pattern matcher, and
-//! lowering a parsed Dockerfile to `inlay_core`'s build graph given resolved base-image configs.
+//! * [`parser`]: BuildKit's generic AST (one node per instruction with its original text, flags,
+//!   arguments, heredocs and source range), parser directives, continuations, heredocs, JSON and
+//!   shell forms; [`parser::Dockerfile::dump`] prints BuildKit's conformance dump.
+//! * [`instructions`]: the typed instruction model (parsed `--mount` specs, ENV pairs, COPY
+//!   sources with heredoc files...), with the instruction and flag checks BuildKit makes.
+//! * [`shell`]: shell-word expansion and splitting as BuildKit's lexer does it.
+//! * [`stages`]: the stage graph: global ARGs, build args, platform ARGs, stage names and
+//!   references, the order stages depend on each other, and the stages a target needs.
+//! * [`dockerignore`]: `.dockerignore` reading and matching with Docker's patternmatcher
+//!   semantics, and the choice between `.dockerignore` and `<Dockerfile>.dockerignore`.
 //!
-//! It deliberately does no IO: callers pass the bytes in and resolve base images themselves.
+//! It deliberately does no IO (callers pass bytes and file names in) and does not lower a
+//! Dockerfile to the build graph; that needs resolved base images and lives on top of this.
+//!
+//! ```
+//! use inlay_frontend_dockerfile::{instructions, parser};
+//!
+//! let source = b"FROM alpine AS base\nRUN --mount=type=cache,target=/root/.cache echo hi\n";
+//! let dockerfile = parser::parse(source, "Dockerfile")?;
+//! assert_eq!(dockerfile.dump(), "(from \"alpine\" \"AS\" \"base\")\n(run [\"--mount=type=cache,target=/root/.cache\"] \"echo hi\")\n");
+//! let parsed = instructions::parse(&dockerfile)?;
+//! assert_eq!(parsed.stages[0].name.as_deref(), Some("base"));
+//!
+//! let err = parser::parse(b"FROM alpine\nRUNN echo\n", "Dockerfile")
+//!     .and_then(|df| instructions::parse(&df).map(|_| ()).map_err(Into::into))
+//!     .unwrap_err();
+//! assert!(err.to_string().starts_with("Dockerfile:2:1: unknown instruction: RUNN (did you mean RUN?)"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+#![forbid(unsafe_code)]
+
+pub mod dockerignore;
+mod error;
+mod go_quote;
+pub mod instructions;
+pub mod parser;
+pub mod shell;
+pub mod stages;
+mod suggest;
+
+pub use error::{DockerfileError, ErrorKind};

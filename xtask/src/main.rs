@@ -4,11 +4,13 @@
 //!   house rules, then runs every test).
 //! * `cargo xtask house`: only the house rules (dependency direction, a pure `core`).
 //! * `cargo xtask demo`: the main job end to end on this machine alone.
+//! * `cargo xtask fuzz-build`: builds the cargo-fuzz targets under `fuzz/` (installs cargo-fuzz).
 
 // xtask is a developer tool that talks to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod demo;
+mod fuzz;
 mod house;
 mod packages;
 mod run;
@@ -34,13 +36,15 @@ fn real_main() -> Result<()> {
         Some("test") => test(&root, &args[1..]),
         Some("house") => house::check(&root),
         Some("demo") => demo::run(&root),
+        Some("fuzz-build") => fuzz::build(&root),
         Some("install-deps") => packages::ensure(&packages::TEST_PACKAGES),
         _ => bail!(
-            "usage: cargo xtask <test|house|demo|install-deps>\n\
+            "usage: cargo xtask <test|house|demo|install-deps|fuzz-build>\n\
              \x20 test          install test dependencies, check fmt, clippy and house rules, run all tests\n\
              \x20 house         check dependency direction and core purity\n\
              \x20 demo          run the main job end to end on this machine\n\
-             \x20 install-deps  install the Debian packages the tests need (as root)"
+             \x20 install-deps  install the Debian packages the tests need (as root)\n\
+             \x20 fuzz-build    install cargo-fuzz if missing and build the fuzz targets"
         ),
     }
 }
