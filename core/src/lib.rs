@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cache;
+pub mod cachekey;
 pub mod descriptor;
 pub mod digest;
 pub mod gojson;
