@@ -9,9 +9,12 @@ mod shared_data;
 
 use std::collections::HashMap;
 
-use inlay_core::cache::{CacheStore, ExportResult, Lookup, RecordGraph, Timestamp, export_chain};
+use inlay_core::cache::{
+    Alternative, CacheStore, ExportResult, Lookup, RecordGraph, StoredResult, Timestamp,
+    export_chain,
+};
 use inlay_core::cachekey::{
-    ImageKeyFacts, KeyGraph, KeyProfile, VertexFacts, cache_map, solve_keys,
+    ImageKeyFacts, KeyError, KeyGraph, KeyProfile, KeySolver, VertexFacts, cache_map, solve_keys,
 };
 use inlay_core::image::{ImageConfig, ImageManifest};
 use inlay_core::op::{
@@ -462,4 +465,258 @@ fn cache_maps_of_the_sample_steps() {
     .unwrap();
     assert!(local_source.record_digests(0).is_empty());
     assert_eq!(local_source.record_keys(0).len(), 1);
+}
+
+#[test]
+fn keys_step_by_step_with_a_late_content_key() {
+    let sample = sample_graph(false, NetMode::Unset);
+    let mut solver = KeySolver::new(
+        &sample.graph,
+        KeyProfile::BuildkitV08,
+        Platform::linux_amd64(),
+    );
+    let none = VertexFacts::default();
+    let image = VertexFacts {
+        image: Some(base_facts(V08, false)),
+        ..VertexFacts::default()
+    };
+    for (id, _) in sample.graph.iter() {
+        let facts = if id == sample.image { &image } else { &none };
+        if id == sample.copy {
+            // The solver asks which inputs take a content key and over which paths...
+            let map = solver.cache_map(id, facts).unwrap();
+            let paths: Vec<String> = map.inputs[1]
+                .content
+                .iter()
+                .flatten()
+                .map(|s| s.path.clone())
+                .collect();
+            assert_eq!(paths, ["/data.txt"]);
+            // ...has the content-hash module compute it, then forms the key.
+            solver
+                .add_vertex(id, facts, &[(1, digest(DATA_TXT_KEY))])
+                .unwrap();
+        } else {
+            solver.add_vertex(id, facts, &[]).unwrap();
+        }
+    }
+    let keys = solver.into_keys();
+    let last = keys.node(final_key(&keys, sample.run_cat));
+    assert_eq!(
+        last.record.stable().unwrap(),
+        &digest("sha256:c61c4fe0a25c97bb4fe001289eef9c2b4dca1be16edf753f346dc24c89749298")
+    );
+    // Keying a vertex before its inputs is an error, not a panic.
+    let mut early = KeySolver::new(
+        &sample.graph,
+        KeyProfile::BuildkitV08,
+        Platform::linux_amd64(),
+    );
+    assert!(matches!(
+        early.add_vertex(sample.run_cat, &none, &[]),
+        Err(KeyError::InputNotKeyed { .. })
+    ));
+    assert!(matches!(
+        early.add_vertex(VertexId(99), &none, &[]),
+        Err(KeyError::UnknownVertex { .. })
+    ));
+}
+
+#[test]
+fn without_content_key_the_copy_and_its_descendants_are_not_exported() {
+    // Random local keys are dropped; the COPY's input 1 keeps no link, so it goes, and the
+    // WORKDIR and RUN after it go in cascade (spec section 2.5).
+    let sample = sample_graph(false, NetMode::Unset);
+    let facts = HashMap::from([(
+        sample.image,
+        VertexFacts {
+            image: Some(base_facts(V08, false)),
+            ..VertexFacts::default()
+        },
+    )]);
+    let keys = solve_keys(
+        &sample.graph,
+        sample.run_cat,
+        KeyProfile::BuildkitV08,
+        &Platform::linux_amd64(),
+        &facts,
+        &HashMap::new(),
+    )
+    .unwrap();
+    let (layers, _) = image_layers(V08);
+    let steps = [sample.run_echo, sample.copy, sample.workdir, sample.run_cat];
+    let exported = export_chain(
+        &layers,
+        &[(&keys, final_key(&keys, sample.run_cat))],
+        &results(&layers, &steps, &V08_CREATED),
+    )
+    .unwrap();
+    let digests: Vec<String> = exported
+        .records()
+        .iter()
+        .map(|r| r.digest.to_string())
+        .collect();
+    assert_eq!(
+        digests,
+        [
+            "sha256:1684127940f02bad5357d1571ebc6d3aff3b1b590a53fe80c2eac2f833ad6676",
+            "sha256:b139ea8bf07ace643415354a46ce11c0649b87a4c7c495c9ba2fc6029493ae74",
+        ]
+    );
+    // No result fits the image at all: no inline cache.
+    assert!(
+        export_chain(
+            &layers[..1],
+            &[(&keys, final_key(&keys, sample.run_cat))],
+            &results(&layers, &steps, &V08_CREATED),
+        )
+        .is_none()
+    );
+}
+
+#[test]
+fn results_that_are_not_image_prefixes_become_chains() {
+    let sample = sample_graph(false, NetMode::Unset);
+    let keys = key_graph(
+        &sample,
+        KeyProfile::BuildkitV08,
+        base_facts(V08, false),
+        DATA_TXT_KEY,
+    );
+    let (layers, _) = image_layers(V08);
+    // As after `COPY --link`: the last step's result is layers 0, 1 and 4 only.
+    let mut results = results(
+        &layers,
+        &[sample.run_echo, sample.copy, sample.workdir, sample.run_cat],
+        &V08_CREATED,
+    );
+    results
+        .get_mut(&Input::new(sample.run_cat, 0))
+        .unwrap()
+        .layers = vec![layers[0].clone(), layers[1].clone(), layers[4].clone()];
+    let exported = export_chain(
+        &layers,
+        &[(&keys, final_key(&keys, sample.run_cat))],
+        &results,
+    )
+    .unwrap();
+    let last = exported
+        .records()
+        .iter()
+        .find(|r| {
+            r.digest
+                == digest("sha256:c61c4fe0a25c97bb4fe001289eef9c2b4dca1be16edf753f346dc24c89749298")
+        })
+        .unwrap();
+    assert!(last.results.is_empty());
+    assert_eq!(last.chains.len(), 1);
+    assert_eq!(last.chains[0].layers, [0, 1, 4]);
+    assert!(last.chains[0].created_at.is_zero());
+    // Imported again, the chain is a result of exactly those layers.
+    let mut store = CacheStore::new();
+    store.import_inline("chains", &exported, &layers);
+    let matches = store.match_keys(&keys);
+    let hit = store
+        .best_result(matches.of(final_key(&keys, sample.run_cat)))
+        .unwrap();
+    assert_eq!(
+        hit.result.layers,
+        results[&Input::new(sample.run_cat, 0)].layers
+    );
+}
+
+#[test]
+fn local_results_are_found_and_win_ties() {
+    let sample = sample_graph(false, NetMode::Unset);
+    let keys = key_graph(
+        &sample,
+        KeyProfile::BuildkitV08,
+        base_facts(V08, true),
+        DATA_TXT_KEY,
+    );
+    let (layers, config) = image_layers(V08);
+    let mut store = CacheStore::new();
+    store.import_inline(
+        "registry",
+        &RecordGraph::from_inline(config.inline_cache().unwrap()).unwrap(),
+        &layers,
+    );
+    let run = final_key(&keys, sample.run_echo);
+    let same_time = StoredResult {
+        layers: layers[..2].to_vec(),
+        created_at: V08_CREATED[0].parse().unwrap(),
+    };
+    let local = store
+        .record_local(&keys, run, Some(same_time.clone()))
+        .unwrap();
+    // Storing again changes nothing.
+    assert_eq!(store.record_local(&keys, run, Some(same_time)), Some(local));
+    assert!(store.origin(local.origin).is_local());
+    let matches = store.match_keys(&keys);
+    assert_eq!(matches.of(run).len(), 2, "one record per origin");
+    let hit = store.best_result(matches.of(run)).unwrap();
+    assert_eq!(hit.record, local);
+    assert_eq!(hit.origin, "local");
+    // A local record without an imported counterpart: a newer RUN on top of the old chain.
+    let newer = StoredResult {
+        layers: layers.clone(),
+        created_at: "2030-01-01T00:00:00Z".parse().unwrap(),
+    };
+    let last = final_key(&keys, sample.run_cat);
+    store
+        .record_local(&keys, last, Some(newer.clone()))
+        .unwrap();
+    let matches = store.match_keys(&keys);
+    assert_eq!(store.best_result(matches.of(last)).unwrap().result, &newer);
+}
+
+#[test]
+fn a_changed_run_misses_and_names_the_record_built_there_before() {
+    let mut sample = sample_graph(false, NetMode::Unset);
+    if let Op::Exec(exec) = &mut sample.graph.vertex_mut(sample.run_echo).op {
+        exec.meta.args[2] = "echo bonjour > /hello.txt".into();
+    }
+    let keys = key_graph(
+        &sample,
+        KeyProfile::BuildkitV08,
+        base_facts(V08, true),
+        DATA_TXT_KEY,
+    );
+    let (layers, config) = image_layers(V08);
+    let mut store = CacheStore::new();
+    store.import_inline(
+        "registry",
+        &RecordGraph::from_inline(config.inline_cache().unwrap()).unwrap(),
+        &layers,
+    );
+    let matches = store.match_keys(&keys);
+    let run = keys.node(final_key(&keys, sample.run_echo));
+    let inputs: Vec<Vec<Alternative<'_>>> = run
+        .inputs
+        .iter()
+        .map(|alts| {
+            alts.iter()
+                .map(|l| Alternative {
+                    parents: matches.of(l.key),
+                    selector: l.selector.as_ref(),
+                })
+                .collect()
+        })
+        .collect();
+    let Lookup::Miss(why) = store.lookup(run.record.stable().unwrap(), &inputs) else {
+        panic!("a changed command misses");
+    };
+    assert_eq!(why.first_unlinked_input, Some(0));
+    assert!(why.same_digest.is_empty());
+    assert_eq!(why.inputs[0].parents_matched, 1, "the chainID root matched");
+    assert_eq!(why.nearest.len(), 1);
+    assert_eq!(
+        why.nearest[0].digest,
+        digest("sha256:1684127940f02bad5357d1571ebc6d3aff3b1b590a53fe80c2eac2f833ad6676")
+    );
+    assert_eq!(why.nearest[0].selectors, [None]);
+    // The COPY and everything after miss too, but the content key still matches its root.
+    assert!(matches.of(final_key(&keys, sample.copy)).is_empty());
+    let copy = keys.node(final_key(&keys, sample.copy));
+    assert_eq!(matches.of(copy.inputs[1][1].key).len(), 1);
 }
