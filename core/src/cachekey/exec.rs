@@ -290,3 +290,69 @@ pub(crate) fn dedupe_paths(paths: &[String], profile: KeyProfile) -> Vec<String>
         .cloned()
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn strings(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| (*s).to_owned()).collect()
+    }
+
+    #[test]
+    fn dedupe_paths_per_version() {
+        let paths = strings(&["/b", "/a/x", "/a", "/ab", "/b"]);
+        assert_eq!(
+            dedupe_paths(&paths, KeyProfile::BuildkitV08),
+            strings(&["/a", "/ab", "/b"])
+        );
+        // v0.8 compares with `p + "/"`, so `/` hides nothing; newer versions let it hide all.
+        let with_root = strings(&["/", "/a"]);
+        assert_eq!(dedupe_paths(&with_root, KeyProfile::BuildkitV08), with_root);
+        assert_eq!(
+            dedupe_paths(&with_root, KeyProfile::BuildkitCurrent),
+            strings(&["/"])
+        );
+    }
+
+    #[test]
+    fn current_content_keys_follow_the_last_mount() {
+        // Input 1 mounted read-only at /a, then writable with an output at /b: the last mount
+        // decides in v0.13+, and any writable output mount forbids it in v0.8.
+        let ro = Mount {
+            input: 1,
+            dest: "/a".into(),
+            output: -1,
+            readonly: true,
+            ..Mount::rootfs(1)
+        };
+        let rw = Mount {
+            input: 1,
+            selector: "sub".into(),
+            dest: "/b".into(),
+            output: 1,
+            ..Mount::rootfs(1)
+        };
+        let exec = ExecOp {
+            mounts: vec![Mount::rootfs(0), ro.clone(), rw.clone()],
+            ..ExecOp::default()
+        };
+        let v08 = mount_deps(&exec, 2, KeyProfile::BuildkitV08);
+        assert!(v08[1].1.is_none());
+        assert_eq!(v08[1].0, Some(nul_joined_digest(&["/sub"])));
+        let current = mount_deps(&exec, 2, KeyProfile::BuildkitCurrent);
+        assert!(current[1].1.is_none());
+        assert_eq!(current[1].0, Some(nul_joined_digest(&["/", "/sub"])));
+        let swapped = ExecOp {
+            mounts: vec![Mount::rootfs(0), rw, ro],
+            ..ExecOp::default()
+        };
+        let current = mount_deps(&swapped, 2, KeyProfile::BuildkitCurrent);
+        let content = current[1]
+            .1
+            .as_ref()
+            .expect("the read-only mount came last");
+        let paths: Vec<&str> = content.iter().map(|c| c.path.as_str()).collect();
+        assert_eq!(paths, ["/"]);
+    }
+}

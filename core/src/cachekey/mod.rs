@@ -250,9 +250,12 @@ pub fn cache_map(
     default_platform: &Platform,
     facts: &VertexFacts,
 ) -> Result<CacheMap, KeyError> {
-    let v = graph.vertex(vertex);
-    let platform = v.platform.as_ref().unwrap_or(default_platform);
     let lowered = lowered::Lowered::new(graph, vertex)?;
+    let platform = graph
+        .vertex(vertex)
+        .platform
+        .as_ref()
+        .unwrap_or(default_platform);
     let (keys, deps) = match &lowered.op {
         Op::Source(source) => (
             source::source_keys(vertex, source, platform, facts, profile)?,

@@ -140,6 +140,11 @@ impl<'g> KeySolver<'g> {
     /// Forms the keys of every output of `vertex`, whose inputs must have keys already.
     /// `content_keys` gives content key digests by graph input index (spec section 5.4); they
     /// are used only on inputs whose CacheMap takes one.
+    ///
+    /// A solver first keys a vertex without content keys (definition links may already hit),
+    /// and adds it again once a content key is computed: the new keys replace the old ones for
+    /// the vertices added afterwards, as BuildKit extends a key with its slow key. Whether to
+    /// look a key up at all (`--no-cache`) is the caller's decision.
     pub fn add_vertex(
         &mut self,
         vertex: VertexId,
