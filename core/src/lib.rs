@@ -21,6 +21,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cache;
+pub mod cachekey;
 pub mod contenthash;
 pub mod descriptor;
 pub mod digest;

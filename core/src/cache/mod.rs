@@ -7,6 +7,9 @@
 //!   it canonically, byte for byte as BuildKit does.
 //! * [`CacheConfig`]: a registry cache config blob, the same graph plus a layers table.
 //! * [`key`]: `record_digest` and friends.
+//! * [`store`] and [`matcher`]: imported caches and local results, and how a build's keys hit
+//!   them (sections 4.5 and 4.6).
+//! * [`export`]: a solved build's keys turned into inline records (sections 2.5 and 3.2).
 //!
 //! ```
 //! use inlay_core::cache::RecordGraph;
@@ -21,13 +24,19 @@
 
 mod codec;
 mod error;
+pub mod export;
 pub mod key;
+pub mod matcher;
 mod record;
+pub mod store;
 mod timestamp;
 
 pub use error::CacheRecordError;
+pub use export::{ExportResult, export_chain};
+pub use matcher::{Alternative, Hit, KeyMatches, Lookup, MatchSet, MissExplanation};
 pub use record::{
     CacheConfig, CacheInput, CacheLayer, CacheRecord, CacheResult, ChainedResult, LayerAnnotations,
     RecordGraph,
 };
+pub use store::{CacheStore, Origin, OriginId, RecordRef, StoredLink, StoredRecord, StoredResult};
 pub use timestamp::{Timestamp, TimestampError};
