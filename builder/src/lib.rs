@@ -8,3 +8,6 @@
 //! It deliberately does not print anything: it emits typed progress events that the CLI renders.
 //!
 //! Status: not implemented yet; see the builder issue.
+
+pub mod extract;
+pub mod layer;
