@@ -11,3 +11,6 @@
 
 pub mod extract;
 pub mod layer;
+pub mod runtime;
+pub mod snapshot;
+pub mod store;

@@ -54,12 +54,14 @@ impl Unpacker {
             return Ok(());
         }
         // A whiteout in apply mode deletes; it must not create the directories it names.
-        let deletes = self.mode == WhiteoutMode::Apply
+        let is_deletion = self.mode == WhiteoutMode::Apply
             && components
                 .last()
                 .is_some_and(|c| c.as_bytes().starts_with(WHITEOUT_PREFIX.as_bytes()));
-        let resolved = match resolve::resolve_name(&self.root, &components, !deletes) {
-            Err(ResolveError::Missing { .. } | ResolveError::NotADirectory { .. }) if deletes => {
+        let resolved = match resolve::resolve_name(&self.root, &components, !is_deletion) {
+            Err(ResolveError::Missing { .. } | ResolveError::NotADirectory { .. })
+                if is_deletion =>
+            {
                 return Ok(());
             }
             other => other.map_err(|e| resolve_error(e, &name))?,
@@ -135,19 +137,41 @@ impl Unpacker {
                 None => Vec::new(),
             };
         let header = entry.header().clone();
-        let mode = header.mode().unwrap_or(0o644) & 0o7777;
 
+        if !self.create_node(entry, kind, &target, &rel, &name, &header)? {
+            return Ok(());
+        }
+        self.seen.insert(rel, is_dir);
+        self.apply_metadata(&target, &header, &pax, kind, &name)
+    }
+
+    /// Creates the file, directory, link or node of an entry; false when it was skipped or needs
+    /// no metadata of its own (hard links).
+    fn create_node<R: Read>(
+        &mut self,
+        entry: &mut tar::Entry<'_, R>,
+        kind: EntryType,
+        target: &Path,
+        rel: &Path,
+        name: &str,
+        header: &tar::Header,
+    ) -> Result<bool, ExtractError> {
+        let write_err = |source: io::Error| ExtractError::Write {
+            entry: name.to_owned(),
+            path: target.to_path_buf(),
+            source,
+        };
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
                     .mode(0o600)
-                    .open(&target)
+                    .open(target)
                     .map_err(write_err)?;
                 copy_data(entry, &mut file, &write_err)?;
             }
-            EntryType::Directory => match std::fs::create_dir(&target) {
+            EntryType::Directory => match std::fs::create_dir(target) {
                 Ok(()) => {}
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
                 Err(e) => return Err(write_err(e)),
@@ -155,18 +179,18 @@ impl Unpacker {
             EntryType::Symlink => {
                 let link = entry
                     .link_name_bytes()
-                    .map(|l| l.into_owned())
+                    .map(std::borrow::Cow::into_owned)
                     .unwrap_or_default();
                 // The target is stored as is and never followed here.
-                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), &target)
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&link), target)
                     .map_err(write_err)?;
             }
             EntryType::Link => {
-                let (source, _) = self.hard_link_source(entry, &name)?;
-                std::fs::hard_link(&source, &target).map_err(write_err)?;
-                self.seen.insert(rel, false);
+                let (source, _) = self.hard_link_source(entry, name)?;
+                std::fs::hard_link(&source, target).map_err(write_err)?;
+                self.seen.insert(rel.to_path_buf(), false);
                 // A hard link shares its inode's metadata; nothing more to set.
-                return Ok(());
+                return Ok(false);
             }
             EntryType::Char | EntryType::Block | EntryType::Fifo => {
                 let file_type = match kind {
@@ -176,7 +200,7 @@ impl Unpacker {
                 };
                 if kind != EntryType::Fifo && !self.as_root {
                     tracing::warn!(entry = %name, "skipping device node: not running as root");
-                    return Ok(());
+                    return Ok(false);
                 }
                 let dev = rustix::fs::makedev(
                     header.device_major().ok().flatten().unwrap_or(0),
@@ -184,7 +208,7 @@ impl Unpacker {
                 );
                 rustix::fs::mknodat(
                     rustix::fs::CWD,
-                    &target,
+                    target,
                     file_type,
                     rustix::fs::Mode::from_raw_mode(0o600),
                     dev,
@@ -193,29 +217,46 @@ impl Unpacker {
             }
             other => {
                 tracing::warn!(entry = %name, kind = ?other, "skipping unsupported entry type");
-                return Ok(());
+                return Ok(false);
             }
         }
-        self.seen.insert(rel.clone(), is_dir);
+        Ok(true)
+    }
 
-        // Order matters: chown clears set-id bits and file capabilities, so mode and xattrs
-        // come after it.
+    /// Ownership, mode, xattrs and mtime of a freshly written entry. Order matters: chown clears
+    /// set-id bits and file capabilities, so mode and xattrs come after it.
+    fn apply_metadata(
+        &mut self,
+        target: &Path,
+        header: &tar::Header,
+        pax: &[(Vec<u8>, Vec<u8>)],
+        kind: EntryType,
+        name: &str,
+    ) -> Result<(), ExtractError> {
+        let write_err = |source: io::Error| ExtractError::Write {
+            entry: name.to_owned(),
+            path: target.to_path_buf(),
+            source,
+        };
+        let is_dir = kind.is_dir();
+        let mode = header.mode().unwrap_or(0o644) & 0o7777;
+
         let is_symlink = kind == EntryType::Symlink;
         if self.as_root {
             let uid = header.uid().unwrap_or(0);
             let gid = header.gid().unwrap_or(0);
             std::os::unix::fs::lchown(
-                &target,
+                target,
                 Some(u32::try_from(uid).unwrap_or(u32::MAX)),
                 Some(u32::try_from(gid).unwrap_or(u32::MAX)),
             )
             .map_err(write_err)?;
         }
         if !is_symlink {
-            std::fs::set_permissions(&target, std::fs::Permissions::from_mode(mode))
+            std::fs::set_permissions(target, std::fs::Permissions::from_mode(mode))
                 .map_err(write_err)?;
         }
-        for (key, value) in &pax {
+        for (key, value) in pax {
             let Some(xattr) = key.strip_prefix(b"SCHILY.xattr.") else {
                 continue;
             };
@@ -224,7 +265,7 @@ impl Unpacker {
             if fs_meta::is_host_xattr(xattr) {
                 continue;
             }
-            if let Err(e) = fs_meta::write_xattr(&target, xattr, value) {
+            if let Err(e) = fs_meta::write_xattr(target, xattr, value) {
                 let kind = e.raw_os_error();
                 let tolerable = !self.as_root
                     || kind == Some(rustix::io::Errno::NOTSUP.raw_os_error())
@@ -236,11 +277,11 @@ impl Unpacker {
                 }
             }
         }
-        let mtime = pax_mtime(&pax).unwrap_or_else(|| header.mtime().unwrap_or(0) as i64);
+        let mtime = pax_mtime(pax).unwrap_or_else(|| header.mtime().unwrap_or(0) as i64);
         if is_dir {
-            self.dir_times.push((target, mtime));
+            self.dir_times.push((target.to_path_buf(), mtime));
         } else {
-            fs_meta::set_times(&target, mtime, 0).map_err(write_err)?;
+            fs_meta::set_times(target, mtime, 0).map_err(write_err)?;
         }
         Ok(())
     }
@@ -265,7 +306,7 @@ impl Unpacker {
     ) -> Result<(PathBuf, PathBuf), ExtractError> {
         let link = entry
             .link_name_bytes()
-            .map(|l| l.into_owned())
+            .map(std::borrow::Cow::into_owned)
             .unwrap_or_default();
         let target_name = String::from_utf8_lossy(&link).into_owned();
         let bad = |reason: &'static str| ExtractError::BadHardLink {

@@ -121,17 +121,19 @@ fn same(lm: &Metadata, um: &Metadata, l: &Path, u: &Path) -> Result<bool, LayerE
     Ok(true)
 }
 
-fn same_content(l: &Path, u: &Path) -> Result<bool, LayerError> {
-    let mut a = File::open(l).map_err(|e| LayerError::io(l, e))?;
-    let mut b = File::open(u).map_err(|e| LayerError::io(u, e))?;
-    let (mut ba, mut bb) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
+fn same_content(lower: &Path, upper: &Path) -> Result<bool, LayerError> {
+    let mut lower_file = File::open(lower).map_err(|e| LayerError::io(lower, e))?;
+    let mut upper_file = File::open(upper).map_err(|e| LayerError::io(upper, e))?;
+    let (mut lower_buf, mut upper_buf) = (vec![0u8; 64 * 1024], vec![0u8; 64 * 1024]);
     loop {
-        let n = read_full(&mut a, &mut ba).map_err(|e| LayerError::io(l, e))?;
-        let m = read_full(&mut b, &mut bb).map_err(|e| LayerError::io(u, e))?;
-        if n != m || ba[..n] != bb[..m] {
+        let lower_len =
+            read_full(&mut lower_file, &mut lower_buf).map_err(|e| LayerError::io(lower, e))?;
+        let upper_len =
+            read_full(&mut upper_file, &mut upper_buf).map_err(|e| LayerError::io(upper, e))?;
+        if lower_len != upper_len || lower_buf[..lower_len] != upper_buf[..upper_len] {
             return Ok(false);
         }
-        if n == 0 {
+        if lower_len == 0 {
             return Ok(true);
         }
     }

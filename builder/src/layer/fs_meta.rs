@@ -10,7 +10,7 @@ use std::path::Path;
 pub(crate) const OVERLAY_OPAQUE: &str = "trusted.overlay.opaque";
 
 /// Whether an xattr belongs to the host rather than to the image, so layers never carry it:
-/// overlayfs bookkeeping (`trusted.overlay.*`, `user.overlay.*` with `userxattr`) and SELinux
+/// overlayfs bookkeeping (`trusted.overlay.*`, `user.overlay.*` with `userxattr`) and `SELinux`
 /// labels, which the host's policy assigns.
 pub(crate) fn is_host_xattr(name: &[u8]) -> bool {
     name.starts_with(b"trusted.overlay.")
@@ -80,7 +80,7 @@ pub(crate) fn running_as_root() -> bool {
 pub(crate) fn set_times(path: &Path, secs: i64, nanos: u32) -> io::Result<()> {
     let ts = rustix::fs::Timespec {
         tv_sec: secs,
-        tv_nsec: i64::from(nanos).try_into().unwrap_or(0),
+        tv_nsec: i64::from(nanos),
     };
     let times = rustix::fs::Timestamps {
         last_access: ts,

@@ -168,7 +168,7 @@ pub fn write_layer<W: Write>(
 /// The compressor between the tar and the blob.
 enum Encoder<W: Write> {
     Plain(W),
-    Gzip(flate2::write::GzEncoder<W>),
+    Gzip(Box<flate2::write::GzEncoder<W>>),
     #[cfg(feature = "zstd")]
     Zstd(zstd::stream::write::Encoder<'static, W>),
 }
@@ -178,10 +178,10 @@ impl<W: Write> Encoder<W> {
         match options.compression {
             Compression::None => Ok(Encoder::Plain(out)),
             // GzBuilder writes mtime 0 and no name, so the header is the same on every run.
-            Compression::Gzip => Ok(Encoder::Gzip(
+            Compression::Gzip => Ok(Encoder::Gzip(Box::new(
                 flate2::GzBuilder::new()
                     .write(out, flate2::Compression::new(options.gzip_level.min(9))),
-            )),
+            ))),
             #[cfg(feature = "zstd")]
             Compression::Zstd => Ok(Encoder::Zstd(
                 zstd::stream::write::Encoder::new(out, options.zstd_level)

@@ -234,8 +234,8 @@ mod tests {
         let mut out = Vec::new();
         write_pax(&mut out, b"x", &records).unwrap();
         let body = &out[BLOCK..];
-        let text = std::str::from_utf8(&body[..body.iter().position(|b| *b == b'\n').unwrap() + 1])
-            .unwrap();
+        let text =
+            std::str::from_utf8(&body[..=body.iter().position(|b| *b == b'\n').unwrap()]).unwrap();
         let (len, _) = text.split_once(' ').unwrap();
         assert_eq!(len.parse::<usize>().unwrap(), text.len());
     }
