@@ -147,9 +147,7 @@ pub(crate) fn config(
                 "effective": DEFAULT_CAPABILITIES,
                 "permitted": DEFAULT_CAPABILITIES,
             },
-            "rlimits": [
-                {"type": "RLIMIT_NOFILE", "hard": 1_048_576, "soft": 1_048_576}
-            ],
+            "rlimits": [nofile_limit()],
             "noNewPrivileges": false,
         },
         "root": { "path": rootfs, "readonly": false },
@@ -161,4 +159,13 @@ pub(crate) fn config(
             "readonlyPaths": READONLY_PATHS,
         },
     })
+}
+
+/// `RLIMIT_NOFILE` for the step: Docker's 1048576, but never above what this process may grant
+/// (raising a hard limit needs `CAP_SYS_RESOURCE`, which sandboxes often lack).
+fn nofile_limit() -> Value {
+    const WANTED: u64 = 1_048_576;
+    let current = rustix::process::getrlimit(rustix::process::Resource::Nofile);
+    let hard = current.maximum.map_or(WANTED, |max| max.min(WANTED));
+    json!({"type": "RLIMIT_NOFILE", "hard": hard, "soft": hard})
 }
