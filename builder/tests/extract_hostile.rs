@@ -1,6 +1,9 @@
 //! Hostile archives are refused with an error naming the entry, and nothing is ever written
 //! outside the target directory.
 
+// Test code: a failed unwrap is a failed test, in helpers as in `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
 mod fixture;
 
 use std::path::Path;
@@ -208,7 +211,7 @@ fn name_strategy() -> impl Strategy<Value = Vec<u8>> {
         Just("b".to_owned()),
         Just("..".to_owned()),
         Just(".".to_owned()),
-        Just("".to_owned()),
+        Just(String::new()),
         Just(".wh.a".to_owned()),
         Just(".wh..wh..opq".to_owned()),
         Just("outside".to_owned()),

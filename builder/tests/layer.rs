@@ -1,6 +1,9 @@
 //! The layer writer and differ: reproducible bytes, clamped mtimes, whiteouts, long names, hard
 //! links, and a round trip through extraction.
 
+// Test code: a failed unwrap is a failed test, in helpers as in `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
 mod fixture;
 
 use std::io::Read;
@@ -29,12 +32,31 @@ fn sample_tree(root: &Path) {
     std::os::unix::fs::symlink("t".repeat(180), root.join("long-target")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &root.join("fifo"),
+        root.join("fifo"),
         rustix::fs::FileType::Fifo,
         rustix::fs::Mode::from_raw_mode(0o640),
         0,
     )
     .unwrap();
+    if fixture::is_root() {
+        // Ownership, device nodes and xattrs need root to be made (and extracted).
+        std::os::unix::fs::lchown(root.join("etc/app/config"), Some(1234), Some(5678)).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            root.join("null"),
+            rustix::fs::FileType::CharacterDevice,
+            rustix::fs::Mode::from_raw_mode(0o666),
+            rustix::fs::makedev(1, 3),
+        )
+        .unwrap();
+        rustix::fs::lsetxattr(
+            root.join("usr/bin/tool"),
+            "user.inlay.test",
+            b"kept",
+            rustix::fs::XattrFlags::empty(),
+        )
+        .unwrap();
+    }
     for entry in fixture::describe(root).keys() {
         fixture::set_mtime(&root.join(entry), 1_700_000_000);
     }
@@ -113,23 +135,24 @@ fn entries_are_sorted_with_long_names_links_and_hard_links() {
     let names: Vec<&str> = listed.iter().map(|e| e.0.as_str()).collect();
     let long_dir = format!("{}/", "d".repeat(120));
     let long_file = format!("{}/{}", "d".repeat(120), "f".repeat(200));
-    assert_eq!(
-        names,
-        vec![
-            long_dir.as_str(),
-            long_file.as_str(),
-            "etc/",
-            "etc/app/",
-            "etc/app/config",
-            "etc/tool-link",
-            "fifo",
-            "long-target",
-            "usr/",
-            "usr/bin/",
-            "usr/bin/tool",
-            "usr/bin/tool-again",
-        ]
-    );
+    let mut expected = vec![
+        long_dir.as_str(),
+        long_file.as_str(),
+        "etc/",
+        "etc/app/",
+        "etc/app/config",
+        "etc/tool-link",
+        "fifo",
+        "long-target",
+        "usr/",
+        "usr/bin/",
+        "usr/bin/tool",
+        "usr/bin/tool-again",
+    ];
+    if fixture::is_root() {
+        expected.insert(8, "null");
+    }
+    assert_eq!(names, expected);
     let again = listed.iter().find(|e| e.0 == "usr/bin/tool-again").unwrap();
     assert_eq!(again.1, tar::EntryType::Link);
     assert_eq!(again.3.as_deref(), Some("usr/bin/tool"));
@@ -180,6 +203,18 @@ fn written_layer_extracts_to_the_same_tree() {
     assert_eq!(report.compression, Compression::Gzip);
     let (want, got) = (fixture::describe(&source), fixture::describe(&target));
     assert_eq!(want, got);
+    if fixture::is_root() {
+        let mut value = [0u8; 16];
+        let n = rustix::fs::lgetxattr(
+            target.join("usr/bin/tool"),
+            "user.inlay.test",
+            &mut value[..],
+        )
+        .unwrap();
+        assert_eq!(&value[..n], b"kept");
+        assert_eq!(got[std::path::Path::new("null")].kind, "char");
+        assert_eq!(got[std::path::Path::new("etc/app/config")].uid, 1234);
+    }
 }
 
 #[test]
@@ -194,7 +229,7 @@ fn overlay_whiteouts_and_opaque_directories_become_tar_whiteouts() {
     std::fs::create_dir_all(upper.join("var/cache")).unwrap();
     rustix::fs::mknodat(
         rustix::fs::CWD,
-        &upper.join("etc/removed.conf"),
+        upper.join("etc/removed.conf"),
         rustix::fs::FileType::CharacterDevice,
         rustix::fs::Mode::empty(),
         rustix::fs::makedev(0, 0),
@@ -332,4 +367,25 @@ fn differ_finds_additions_changes_and_deletions() {
         strip(fixture::describe(&applied)),
         strip(fixture::describe(&upper))
     );
+}
+
+#[cfg(feature = "zstd")]
+#[test]
+fn zstd_layers_round_trip() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = dir.path().join("source");
+    sample_tree(&source);
+    let options = LayerOptions {
+        compression: Compression::Zstd,
+        ..LayerOptions::default()
+    };
+    let (info, blob) = layer(LayerSource::Tree(&source), &options);
+    assert_eq!(&blob[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
+    assert_eq!(info.media_type(true), "application/vnd.oci.image.layer.v1.tar+zstd");
+    let gz = layer(LayerSource::Tree(&source), &LayerOptions::default()).0;
+    assert_eq!(info.diff_id, gz.diff_id, "same tar whatever the compression");
+    let target = dir.path().join("target");
+    let report = extract::extract(blob.as_slice(), &target, &ExtractOptions::default()).unwrap();
+    assert_eq!(report.compression, Compression::Zstd);
+    assert_eq!(fixture::describe(&source), fixture::describe(&target));
 }

@@ -2,6 +2,9 @@
 //! extracted as an overlay lowerdir, run in runc over an overlayfs (and a copied) rootfs, the
 //! changes turned into a layer. Skips with a message where root, runc or busybox is missing.
 
+// Test code: a failed unwrap is a failed test, in helpers as in `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
 mod fixture;
 
 use std::path::{Path, PathBuf};
@@ -248,4 +251,27 @@ fn stacked_overlay_lowers_apply_whiteouts() {
         assert!(!active.rootfs().join("etc/group").exists(), "{mode:?}");
         active.finish().unwrap();
     }
+}
+
+fn is_mounted(path: &Path) -> bool {
+    let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let path = path.to_str().unwrap();
+    mounts
+        .lines()
+        .any(|l| l.split_whitespace().nth(4) == Some(path))
+}
+
+#[test]
+fn dropping_an_active_snapshot_unmounts_it() {
+    require_runtime!();
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let base = base_snapshot(&store);
+    let scratch = store.scratch_dir().unwrap();
+    let active = snapshot::prepare(&[base], scratch.path(), SnapshotMode::Overlay).unwrap();
+    let rootfs = active.rootfs().to_path_buf();
+    assert!(is_mounted(&rootfs));
+    // As on an error path: the snapshot goes out of scope without `finish`.
+    drop(active);
+    assert!(!is_mounted(&rootfs));
 }

@@ -1,6 +1,9 @@
 //! The local store: atomic, verified blob writes; snapshots by chainID; concurrency between
 //! threads and processes; prune and verify.
 
+// Test code: a failed unwrap is a failed test, in helpers as in `#[test]` functions.
+#![allow(clippy::unwrap_used)]
+
 use std::io::Write;
 use std::path::Path;
 use std::process::Command;

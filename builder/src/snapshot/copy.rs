@@ -54,6 +54,9 @@ impl TreeCopier {
                     continue;
                 }
                 if let Some(deleted) = bytes.strip_prefix(WHITEOUT_PREFIX.as_bytes()) {
+                    if matches!(deleted, b"" | b"." | b"..") {
+                        continue;
+                    }
                     remove_any(&dst.join(std::ffi::OsStr::from_bytes(deleted)))?;
                     continue;
                 }

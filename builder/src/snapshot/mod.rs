@@ -184,8 +184,10 @@ fn mount_overlay(lowers: &[PathBuf], work: &Path) -> Result<ActiveSnapshot, Snap
         parts.push(text.to_owned());
     }
     let (upper_text, work_text) = (&parts[parts.len() - 2], &parts[parts.len() - 1]);
+    // Without redirect_dir and metacopy, a renamed or chmod-ed lower file is copied up whole,
+    // so the upperdir alone holds the step's changes (the differ reads nothing else).
     let data = format!(
-        "lowerdir={},upperdir={upper_text},workdir={work_text}",
+        "lowerdir={},upperdir={upper_text},workdir={work_text},redirect_dir=off,metacopy=off",
         parts[..parts.len() - 2].join(":")
     );
     if data.len() > MAX_MOUNT_DATA {
