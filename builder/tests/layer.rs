@@ -381,9 +381,15 @@ fn zstd_layers_round_trip() {
     };
     let (info, blob) = layer(LayerSource::Tree(&source), &options);
     assert_eq!(&blob[..4], &[0x28, 0xb5, 0x2f, 0xfd]);
-    assert_eq!(info.media_type(true), "application/vnd.oci.image.layer.v1.tar+zstd");
+    assert_eq!(
+        info.media_type(true),
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
     let gz = layer(LayerSource::Tree(&source), &LayerOptions::default()).0;
-    assert_eq!(info.diff_id, gz.diff_id, "same tar whatever the compression");
+    assert_eq!(
+        info.diff_id, gz.diff_id,
+        "same tar whatever the compression"
+    );
     let target = dir.path().join("target");
     let report = extract::extract(blob.as_slice(), &target, &ExtractOptions::default()).unwrap();
     assert_eq!(report.compression, Compression::Zstd);
