@@ -274,8 +274,11 @@ impl Runtime {
         let config_path = bundle.join("config.json");
         std::fs::write(&config_path, config.to_string()).map_err(io_err(&config_path))?;
 
+        // Only paths reached without symlinks: a rootfs symlink such as `etc -> /etc` must not
+        // lead the clean-up to the host's files.
         let stubs: Vec<PathBuf> = spec::MOUNT_POINTS
             .iter()
+            .filter(|p| !through_symlink(&rootfs, Path::new(p)))
             .map(|p| rootfs.join(p))
             .filter(|p| std::fs::symlink_metadata(p).is_err())
             .collect();
@@ -455,4 +458,16 @@ fn remove_stub(path: &Path) {
         }
         _ => {}
     }
+}
+
+/// Whether a parent of `rel` inside `rootfs` is a symlink.
+fn through_symlink(rootfs: &Path, rel: &Path) -> bool {
+    let mut path = rootfs.to_path_buf();
+    let Some(parent) = rel.parent() else {
+        return false;
+    };
+    parent.components().any(|c| {
+        path.push(c);
+        std::fs::symlink_metadata(&path).is_ok_and(|m| m.file_type().is_symlink())
+    })
 }
