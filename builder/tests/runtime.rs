@@ -178,10 +178,32 @@ fn the_default_network_has_only_loopback() {
     let base = base_snapshot(&store);
     let scratch = store.scratch_dir().unwrap();
     let active = snapshot::prepare(&[base], scratch.path(), SnapshotMode::Auto).unwrap();
-    let spec = RunSpec::new(["ls", "/sys/class/net"]);
+    let spec = RunSpec::new(["sh", "-c", "ls /sys/class/net; cat /sys/class/net/lo/flags"]);
     assert_eq!(spec.network, Network::None);
     let output = run(active.rootfs(), &spec, scratch.path()).unwrap();
-    assert_eq!(output.lines(Stream::Stdout), vec!["lo"]);
+    let lines = output.lines(Stream::Stdout);
+    assert_eq!(lines[0], "lo", "{lines:?}");
+    assert_eq!(lines.len(), 2, "only the loopback device: {lines:?}");
+    let flags = u32::from_str_radix(lines[1].trim_start_matches("0x"), 16).unwrap();
+    assert_eq!(flags & 1, 1, "loopback is up (IFF_UP)");
+
+    // With the host's network, the host's interfaces are there.
+    let mut host = RunSpec::new(["ls", "/sys/class/net"]);
+    host.network = Network::Host;
+    let output = run(active.rootfs(), &host, scratch.path()).unwrap();
+    let mut expected: Vec<String> = std::fs::read_dir("/sys/class/net")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    expected.sort();
+    let mut got: Vec<String> = output
+        .lines(Stream::Stdout)
+        .iter()
+        .flat_map(|l| l.split_whitespace())
+        .map(str::to_owned)
+        .collect();
+    got.sort();
+    assert_eq!(got, expected);
 }
 
 #[test]
