@@ -395,3 +395,34 @@ fn zstd_layers_round_trip() {
     assert_eq!(report.compression, Compression::Zstd);
     assert_eq!(fixture::describe(&source), fixture::describe(&target));
 }
+
+#[test]
+fn overlay_diff_leaves_out_directories_only_copied_up() {
+    let dir = tempfile::tempdir().unwrap();
+    let (lower, upper) = (dir.path().join("lower"), dir.path().join("upper"));
+    for root in [&lower, &upper] {
+        std::fs::create_dir_all(root.join("etc")).unwrap();
+        std::fs::create_dir_all(root.join("var")).unwrap();
+    }
+    std::fs::write(lower.join("etc/old"), b"").unwrap();
+    std::fs::write(upper.join("etc/new"), b"").unwrap();
+    std::fs::set_permissions(upper.join("var"), std::fs::Permissions::from_mode(0o700)).unwrap();
+    for root in [&lower, &upper] {
+        fixture::set_mtime(&root.join("etc"), 1_600_000_000);
+        fixture::set_mtime(&root.join("var"), 1_600_000_000);
+    }
+    let lowers = vec![lower.clone()];
+    let (_, blob) = layer(
+        LayerSource::OverlayDiff {
+            upper: &upper,
+            lowers: &lowers,
+        },
+        &LayerOptions::default(),
+    );
+    let names: Vec<String> = entries(&tar_of(&blob)).into_iter().map(|e| e.0).collect();
+    assert_eq!(names, vec!["etc/new", "var/"]);
+    // Without the lowers every upper directory is an entry.
+    let (_, blob) = layer(LayerSource::OverlayUpper(&upper), &LayerOptions::default());
+    let names: Vec<String> = entries(&tar_of(&blob)).into_iter().map(|e| e.0).collect();
+    assert_eq!(names, vec!["etc/", "etc/new", "var/"]);
+}

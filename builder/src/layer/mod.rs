@@ -36,6 +36,14 @@ pub enum LayerSource<'a> {
     Tree(&'a Path),
     /// An overlayfs upperdir: its whiteout devices and opaque directories become tar whiteouts.
     OverlayUpper(&'a Path),
+    /// An overlayfs upperdir over these lowerdirs (bottom first): as [`LayerSource::OverlayUpper`],
+    /// but directories overlayfs only copied up, unchanged, are left out.
+    OverlayDiff {
+        /// The upperdir.
+        upper: &'a Path,
+        /// The lowerdirs of the mount, bottom first.
+        lowers: &'a [PathBuf],
+    },
     /// What turns `lower` into `upper`, found by walking and comparing both.
     Diff {
         /// The tree before the step.
@@ -140,7 +148,12 @@ pub fn write_layer<W: Write>(
 ) -> Result<(LayerInfo, W), LayerError> {
     let changes = match source {
         LayerSource::Tree(root) => walk::collect(root, walk::TreeKind::Plain)?,
-        LayerSource::OverlayUpper(upper) => walk::collect(upper, walk::TreeKind::OverlayUpper)?,
+        LayerSource::OverlayUpper(upper) => {
+            walk::collect(upper, walk::TreeKind::OverlayUpper { lowers: &[] })?
+        }
+        LayerSource::OverlayDiff { upper, lowers } => {
+            walk::collect(upper, walk::TreeKind::OverlayUpper { lowers })?
+        }
         LayerSource::Diff { lower, upper } => differ::diff(lower, upper)?,
     };
     let blob = DigestingWriter::new(out);

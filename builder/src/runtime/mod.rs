@@ -282,6 +282,23 @@ impl Runtime {
             .map(|p| rootfs.join(p))
             .filter(|p| std::fs::symlink_metadata(p).is_err())
             .collect();
+        // The directories the stubs go into get their mtimes back afterwards, so a step that
+        // did not touch them leaves them out of its layer (BuildKit restores them too).
+        let mut parents: Vec<(PathBuf, i64, i64)> = Vec::new();
+        for stub in &stubs {
+            let Some(parent) = stub.parent() else {
+                continue;
+            };
+            if parents.iter().any(|(p, _, _)| p == parent) {
+                continue;
+            }
+            if let Ok(meta) = std::fs::symlink_metadata(parent) {
+                use std::os::unix::fs::MetadataExt;
+                if meta.is_dir() {
+                    parents.push((parent.to_path_buf(), meta.mtime(), meta.mtime_nsec()));
+                }
+            }
+        }
         let id = format!(
             "inlay-{}-{}-{}",
             std::process::id(),
@@ -295,6 +312,11 @@ impl Runtime {
         // Deepest first, and only what is still an empty stub.
         for stub in stubs.iter().rev() {
             remove_stub(stub);
+        }
+        for (dir, secs, nanos) in parents.iter().rev() {
+            if let Err(e) = crate::layer::fs_meta::set_times(dir, *secs, *nanos as u32) {
+                tracing::debug!(dir = %dir.display(), error = %e, "restoring a directory mtime");
+            }
         }
         result
     }

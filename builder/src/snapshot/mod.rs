@@ -82,16 +82,27 @@ pub struct ActiveSnapshot {
 
 #[derive(Debug)]
 enum Kind {
-    Overlay { upper: PathBuf, mounted: bool },
-    Copy { lower: PathBuf },
+    Overlay {
+        upper: PathBuf,
+        lowers: Vec<PathBuf>,
+        mounted: bool,
+    },
+    Copy {
+        lower: PathBuf,
+    },
 }
 
 /// The changes a finished snapshot holds.
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SnapshotChanges {
-    /// An overlayfs upperdir.
-    OverlayUpper(PathBuf),
+    /// An overlayfs upperdir and the lowerdirs it was mounted over.
+    Overlay {
+        /// The upperdir.
+        upper: PathBuf,
+        /// The lowerdirs, bottom first.
+        lowers: Vec<PathBuf>,
+    },
     /// A lower tree and the upper tree the step changed.
     Copy {
         /// The merged lowers.
@@ -105,7 +116,9 @@ impl SnapshotChanges {
     /// The source to write the step's layer from.
     pub fn layer_source(&self) -> LayerSource<'_> {
         match self {
-            SnapshotChanges::OverlayUpper(upper) => LayerSource::OverlayUpper(upper),
+            SnapshotChanges::Overlay { upper, lowers } => {
+                LayerSource::OverlayDiff { upper, lowers }
+            }
             SnapshotChanges::Copy { lower, upper } => LayerSource::Diff { lower, upper },
         }
     }
@@ -209,6 +222,7 @@ fn mount_overlay(lowers: &[PathBuf], work: &Path) -> Result<ActiveSnapshot, Snap
         rootfs,
         kind: Kind::Overlay {
             upper,
+            lowers: lowers.to_vec(),
             mounted: true,
         },
     })
@@ -228,12 +242,19 @@ impl ActiveSnapshot {
     /// Unmounts (for overlay) and returns the step's changes.
     pub fn finish(mut self) -> Result<SnapshotChanges, SnapshotError> {
         match &mut self.kind {
-            Kind::Overlay { upper, mounted } => {
+            Kind::Overlay {
+                upper,
+                lowers,
+                mounted,
+            } => {
                 if *mounted {
                     unmount(&self.rootfs)?;
                     *mounted = false;
                 }
-                Ok(SnapshotChanges::OverlayUpper(upper.clone()))
+                Ok(SnapshotChanges::Overlay {
+                    upper: upper.clone(),
+                    lowers: lowers.clone(),
+                })
             }
             Kind::Copy { lower } => Ok(SnapshotChanges::Copy {
                 lower: lower.clone(),
