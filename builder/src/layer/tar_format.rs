@@ -227,6 +227,57 @@ mod tests {
             .collect()
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_name_link_and_id_round_trips(
+            parts in proptest::collection::vec("[a-zA-Z0-9._ é-]{1,60}", 1..8),
+            link in "[a-zA-Z0-9/._-]{0,300}",
+            uid in 0u64..5_000_000,
+            xattr in proptest::option::of("[a-z]{1,20}"),
+        ) {
+            let name = parts.join("/");
+            let mut entry = EntryHeader {
+                name: name.clone().into_bytes(),
+                link_name: link.clone().into_bytes(),
+                kind: if link.is_empty() { Kind::Regular } else { Kind::Symlink },
+                uid,
+                ..EntryHeader::default()
+            };
+            if let Some(x) = &xattr {
+                entry.xattrs.insert(format!("user.{x}").into_bytes(), x.clone().into_bytes());
+            }
+            let mut out = Vec::new();
+            write_header(&mut out, &entry).unwrap();
+            write_trailer(&mut out).unwrap();
+            proptest::prop_assert_eq!(out.len() % BLOCK, 0);
+            let mut archive = tar::Archive::new(out.as_slice());
+            let mut entries = archive.entries().unwrap();
+            let mut got = entries.next().unwrap().unwrap();
+            proptest::prop_assert_eq!(got.path_bytes().into_owned(), name.into_bytes());
+            if !link.is_empty() {
+                proptest::prop_assert_eq!(
+                    got.link_name_bytes().map(std::borrow::Cow::into_owned),
+                    Some(link.into_bytes())
+                );
+            }
+            proptest::prop_assert_eq!(got.header().uid().unwrap(), uid);
+            let xattrs: Vec<(String, Vec<u8>)> = got
+                .pax_extensions()
+                .unwrap()
+                .into_iter()
+                .flatten()
+                .map(Result::unwrap)
+                .filter_map(|r| {
+                    r.key().unwrap().strip_prefix("SCHILY.xattr.").map(|k| (k.to_owned(), r.value_bytes().to_vec()))
+                })
+                .collect();
+            let want: Vec<(String, Vec<u8>)> =
+                xattr.map(|x| (format!("user.{x}"), x.into_bytes())).into_iter().collect();
+            proptest::prop_assert_eq!(xattrs, want);
+            proptest::prop_assert!(entries.next().is_none());
+        }
+    }
+
     #[test]
     fn pax_length_counts_itself() {
         let mut records = BTreeMap::new();
