@@ -50,23 +50,8 @@ fn base_snapshot(store: &Store) -> PathBuf {
     )
     .unwrap();
     let (digest, _) = writer.commit(Some(&info.digest)).unwrap();
-    // The chainID of a bottom layer is its diffID.
-    store
-        .ensure_snapshot(&info.diff_id, |fs| {
-            let blob = store.open_blob(&digest).map_err(|e| e.to_string())?;
-            extract::extract(
-                blob,
-                fs,
-                &ExtractOptions {
-                    whiteouts: WhiteoutMode::Overlay,
-                    expected_diff_id: Some(info.diff_id.clone()),
-                    ..ExtractOptions::default()
-                },
-            )
-            .map(drop)
-            .map_err(|e| e.to_string())
-        })
-        .unwrap()
+    let chain_id = &snapshot::chain_ids(std::slice::from_ref(&info.diff_id))[0];
+    snapshot::layer_snapshot(store, chain_id, &digest, &info.diff_id).unwrap()
 }
 
 fn layer_names(source: LayerSource<'_>) -> Vec<String> {

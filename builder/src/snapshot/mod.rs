@@ -15,7 +15,11 @@ use std::path::{Path, PathBuf};
 
 use rustix::mount::{MountFlags, UnmountFlags};
 
+use inlay_core::Digest;
+
+use crate::extract::{self, ExtractOptions, WhiteoutMode};
 use crate::layer::LayerSource;
+use crate::store::{Store, StoreError};
 
 /// The longest mount data the kernel takes (one page, NUL included).
 const MAX_MOUNT_DATA: usize = 4095;
@@ -122,6 +126,44 @@ impl SnapshotChanges {
             SnapshotChanges::Copy { lower, upper } => LayerSource::Diff { lower, upper },
         }
     }
+}
+
+/// The chainIDs of a stack of layers given their diffIDs, bottom first (OCI image-spec, "Layer
+/// ChainID"): the first is its diffID, each next is `sha256(<previous chainID> + " " + <diffID>)`.
+pub fn chain_ids(diff_ids: &[Digest]) -> Vec<Digest> {
+    let mut out: Vec<Digest> = Vec::with_capacity(diff_ids.len());
+    for diff_id in diff_ids {
+        let next = match out.last() {
+            None => diff_id.clone(),
+            Some(parent) => Digest::sha256_of(format!("{parent} {diff_id}").as_bytes()),
+        };
+        out.push(next);
+    }
+    out
+}
+
+/// The store's snapshot of one layer in overlay-lowerdir form, extracted from the stored blob
+/// `blob` (checked against `diff_id`) the first time it is asked for. Concurrent callers share one
+/// extraction.
+pub fn layer_snapshot(
+    store: &Store,
+    chain_id: &Digest,
+    blob: &Digest,
+    diff_id: &Digest,
+) -> Result<PathBuf, StoreError> {
+    store.ensure_snapshot(
+        chain_id,
+        |fs| -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            let file = store.open_blob(blob)?;
+            let options = ExtractOptions {
+                whiteouts: WhiteoutMode::Overlay,
+                expected_diff_id: Some(diff_id.clone()),
+                ..ExtractOptions::default()
+            };
+            extract::extract(std::io::BufReader::new(file), fs, &options)?;
+            Ok(())
+        },
+    )
 }
 
 /// Prepares a rootfs in the empty scratch directory `work` (on the same filesystem as the
@@ -294,4 +336,19 @@ fn unmount(target: &Path) -> Result<(), SnapshotError> {
         target: target.to_path_buf(),
         source: e.into(),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn chain_ids_follow_the_image_spec() {
+        let a = Digest::sha256_of(b"a");
+        let b = Digest::sha256_of(b"b");
+        let ids = chain_ids(&[a.clone(), b.clone()]);
+        assert_eq!(ids[0], a);
+        assert_eq!(ids[1], Digest::sha256_of(format!("{a} {b}").as_bytes()));
+        assert!(chain_ids(&[]).is_empty());
+    }
 }
