@@ -40,7 +40,12 @@
 
 pub mod context;
 pub mod extract;
+pub mod fileop;
+pub mod image;
 pub mod layer;
+pub mod progress;
 pub mod runtime;
 pub mod snapshot;
+pub mod solver;
+pub mod source;
 pub mod store;
