@@ -50,16 +50,17 @@ impl Client {
                     url.clone(),
                     vec![pull_scope(reference.repository())],
                 );
-                let response = self.send(&call).await?;
-                let response = Client::expect(&call.method, response, &[200]).await?;
-                let next = response
-                    .headers()
+                let small = self
+                    .fetch_small(&call, &[200], self.inner.config.max_manifest_size)
+                    .await?;
+                let next = small
+                    .headers
                     .get(LINK)
                     .and_then(|v| v.to_str().ok())
                     .and_then(next_link)
                     .and_then(|l| url.join(l).ok());
-                let shown = redact_url(response.url());
-                let body = read_limited(response, self.inner.config.max_manifest_size, false).await?;
+                let shown = redact_url(&small.url);
+                let body = small.body;
                 let page: TagList =
                     serde_json::from_slice(&body).map_err(|e| RegistryError::Protocol {
                         url: shown,

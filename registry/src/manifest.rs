@@ -9,7 +9,7 @@ use serde::Deserialize;
 use crate::auth::{pull_scope, push_scope};
 use crate::endpoint::{Endpoint, pull_endpoints, registry_endpoint};
 use crate::error::{RegistryError, Result, redact_url};
-use crate::transport::{Call, Client, read_limited};
+use crate::transport::{Call, Client};
 
 /// The header registries announce content digests in.
 pub const DOCKER_CONTENT_DIGEST: &str = "docker-content-digest";
@@ -184,11 +184,12 @@ impl Client {
             vec![pull_scope(reference.repository())],
         )
         .header(ACCEPT, &manifest_accept());
-        let response = self.send(&call).await?;
-        let response = Client::expect(&call.method, response, &[200]).await?;
-        let url = redact_url(response.url());
-        let headers = response.headers().clone();
-        let bytes = read_limited(response, self.inner.config.max_manifest_size, false).await?;
+        let small = self
+            .fetch_small(&call, &[200], self.inner.config.max_manifest_size)
+            .await?;
+        let url = redact_url(&small.url);
+        let headers = small.headers;
+        let bytes = small.body;
         let digest = verify_manifest(&url, &bytes, reference.digest(), announced_digest(&headers))?;
         let media_type = content_type(&headers)
             .filter(|t| t != "application/json" && t != "text/plain")

@@ -351,6 +351,37 @@ impl Client {
     }
 }
 
+/// A small response read whole: what the callers of [`Client::fetch_small`] need of it.
+pub(crate) struct SmallResponse {
+    pub(crate) url: Url,
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Bytes,
+}
+
+impl Client {
+    /// Sends `call`, expects one of `ok`, and reads the body (at most `limit` bytes), sending
+    /// again when the body breaks off: small documents are re-fetched rather than resumed.
+    pub(crate) async fn fetch_small(&self, call: &Call<'_>, ok: &[u16], limit: u64) -> Result<SmallResponse> {
+        let policy = &self.inner.config.retry;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let response = self.send(call).await?;
+            let response = Client::expect(&call.method, response, ok).await?;
+            let url = response.url().clone();
+            let headers = response.headers().clone();
+            match read_limited(response, limit, false).await {
+                Ok(body) => return Ok(SmallResponse { url, headers, body }),
+                Err(error @ RegistryError::Transport { .. }) if attempt < policy.max_attempts => {
+                    tracing::debug!(url = %redact_url(&url), attempt, error = %error, "body broke off, fetching again");
+                    tokio::time::sleep(policy.delay(attempt, None)).await;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+    }
+}
+
 fn scheme_name(auth: &HostAuth) -> &'static str {
     match auth {
         HostAuth::Anonymous => "anonymous",

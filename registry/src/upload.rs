@@ -27,6 +27,22 @@ use crate::transport::{Call, Client};
 pub const OCI_CHUNK_MIN_LENGTH: &str = "oci-chunk-min-length";
 /// How many times a chunked upload asks the session where it stands after a failure.
 const MAX_CHUNK_RECOVERIES: u32 = 5;
+/// How many fresh sessions one blob upload may start after the first one failed.
+const MAX_SESSION_RESTARTS: u32 = 3;
+
+/// Whether a failed upload session is worth redoing in a new one: broken connections, server
+/// trouble, and sessions the registry lost track of (distribution answers 404
+/// `BLOB_UPLOAD_INVALID` once its `_state` and the stored size disagree, and 416 for a chunk at
+/// the wrong offset).
+fn restartable(error: &RegistryError) -> bool {
+    match error {
+        RegistryError::Transport { .. } => true,
+        RegistryError::Status { status, .. } => {
+            matches!(status, 404 | 416 | 429) || (500..600).contains(status)
+        }
+        _ => false,
+    }
+}
 
 /// Where the bytes of a blob to upload come from.
 #[derive(Debug, Clone)]
@@ -261,18 +277,54 @@ impl Client {
             .unwrap_or(0);
         let chunk = self.inner.config.chunk_size.max(min_chunk).max(1);
         let scopes = vec![push_scope(reference.repository())];
+        let mut session = session;
+        let mut restarts = 0;
+        loop {
+            match self
+                .upload_session(endpoint, descriptor, source, size, chunk, session, &scopes)
+                .await
+            {
+                Ok(()) => break,
+                Err(error) if restarts < MAX_SESSION_RESTARTS && restartable(&error) => {
+                    // A PUT whose answer was lost may have completed the upload.
+                    if self.blob_exists_at(endpoint, reference, &descriptor.digest).await? {
+                        break;
+                    }
+                    restarts += 1;
+                    tracing::debug!(digest = %descriptor.digest, error = %error, restarts, "upload session failed, starting a new one");
+                    session = self.start_upload(endpoint, reference).await?.0;
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        tracing::debug!(digest = %descriptor.digest, size, "uploaded blob");
+        Ok(())
+    }
+
+    /// Sends the whole blob through one session and completes it.
+    #[allow(clippy::too_many_arguments)]
+    async fn upload_session(
+        &self,
+        endpoint: &Endpoint,
+        descriptor: &Descriptor,
+        source: &BlobSource,
+        size: u64,
+        chunk: u64,
+        session: Url,
+        scopes: &[String],
+    ) -> Result<()> {
         let last = if size <= chunk {
             let body = source.read(0, size).await?;
-            let call = Call::new(endpoint, Method::PUT, with_digest(&session, &descriptor.digest), scopes)
+            let call = Call::new(endpoint, Method::PUT, with_digest(&session, &descriptor.digest), scopes.to_vec())
                 .header(CONTENT_TYPE, "application/octet-stream")
                 .body(body);
             let response = self.send(&call).await?;
             Client::expect(&call.method, response, &[201]).await?
         } else {
             let session = self
-                .upload_chunks(endpoint, source, size, chunk, session, &scopes)
+                .upload_chunks(endpoint, source, size, chunk, session, scopes)
                 .await?;
-            let call = Call::new(endpoint, Method::PUT, with_digest(&session, &descriptor.digest), scopes)
+            let call = Call::new(endpoint, Method::PUT, with_digest(&session, &descriptor.digest), scopes.to_vec())
                 .header(CONTENT_LENGTH, "0");
             let response = self.send(&call).await?;
             Client::expect(&call.method, response, &[201]).await?
@@ -291,7 +343,6 @@ impl Client {
                 });
             }
         }
-        tracing::debug!(digest = %descriptor.digest, size, "uploaded blob");
         Ok(())
     }
 
@@ -328,7 +379,11 @@ impl Client {
                     offset = range_end(response.headers()).map_or(offset + len, |end| end + 1);
                     chunks += 1;
                 }
-                Err(error) if recoveries < MAX_CHUNK_RECOVERIES && error.status() != Some(404) => {
+                Err(error)
+                    if recoveries < MAX_CHUNK_RECOVERIES
+                        && (error.status() == Some(416)
+                            || matches!(error, RegistryError::Transport { .. })) =>
+                {
                     recoveries += 1;
                     tracing::debug!(offset, error = %error, "chunk failed, asking the session where it stands");
                     let (at, next) = self.upload_status(endpoint, &session, scopes).await?;
