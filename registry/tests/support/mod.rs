@@ -1,6 +1,7 @@
 //! The test harness: the real registry in three set-ups, a token server, proxies, test images.
 #![allow(dead_code, clippy::missing_panics_doc, clippy::must_use_candidate)]
 
+pub mod capture;
 pub mod http;
 pub mod image;
 pub mod proxy;
