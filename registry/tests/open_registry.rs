@@ -233,3 +233,28 @@ async fn referrers_fall_back_to_the_tag_schema() {
         .unwrap();
     assert!(filtered.is_empty());
 }
+
+#[tokio::test]
+async fn pulls_go_through_mirrors_and_fall_back_to_the_registry() {
+    let reg = TestRegistry::start(&Setup::Open);
+    let image = TestImage::new(9, &[4000], Platform::linux_amd64());
+    let r = reference(&reg.host(), "mirrored/app:1");
+    image.push(&anonymous_client(), &r).await;
+
+    let mirror = Proxy::counting(reg.addr).await;
+    let broken = support::http::HttpServer::start(Arc::new(|_req: support::http::Request| {
+        Response::new(500)
+    }))
+    .await;
+    let mut config = test_config();
+    config.mirrors.insert(reg.host(), vec![mirror.host()]);
+    let through_mirror = Client::new(config, CredentialStore::empty()).unwrap();
+    image.pull_and_check(&through_mirror, &r).await;
+    assert!(mirror.stats.count("GET", "/manifests/1") >= 1);
+    assert!(mirror.stats.count("GET", "/blobs/") >= 2);
+
+    let mut config = test_config();
+    config.mirrors.insert(reg.host(), vec![broken.addr.to_string()]);
+    let past_mirror = Client::new(config, CredentialStore::empty()).unwrap();
+    image.pull_and_check(&past_mirror, &r).await;
+}
