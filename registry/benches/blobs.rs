@@ -2,7 +2,7 @@
 //!
 //! `cargo bench -p inlay-registry --bench blobs`; compare `concurrent` with `sequential` in each
 //! group for the speed-up bounded concurrency gives.
-#![allow(missing_docs, clippy::missing_panics_doc)]
+#![allow(missing_docs, clippy::missing_panics_doc, clippy::unwrap_used)]
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -23,7 +23,10 @@ fn blobs(seed: u64) -> Vec<(Descriptor, BlobSource)> {
     (0..BLOBS as u64)
         .map(|i| {
             let b = Bytes::from(support::image::random_bytes(seed * 10_000 + i, BLOB_SIZE));
-            (Descriptor::of_bytes(media_types::OCI_LAYER_GZIP, &b), BlobSource::Bytes(b))
+            (
+                Descriptor::of_bytes(media_types::OCI_LAYER_GZIP, &b),
+                BlobSource::Bytes(b),
+            )
         })
         .collect()
 }
@@ -45,7 +48,9 @@ fn bench(c: &mut Criterion) {
     let modes = [("concurrent", 8), ("sequential", 1)];
 
     let mut push = c.benchmark_group("push_200_small_blobs");
-    push.sample_size(10).measurement_time(Duration::from_secs(8)).warm_up_time(Duration::from_secs(1));
+    push.sample_size(10)
+        .measurement_time(Duration::from_secs(8))
+        .warm_up_time(Duration::from_secs(1));
     for (name, n) in modes {
         let client = client(n);
         let r = support::reference(&host, "bench/push:1");
@@ -64,7 +69,9 @@ fn bench(c: &mut Criterion) {
     let descriptors: Vec<Descriptor> = stored.iter().map(|(d, _)| d.clone()).collect();
     rt.block_on(client(8).push_blobs(&r, stored)).unwrap();
     let mut pull = c.benchmark_group("pull_200_small_blobs");
-    pull.sample_size(10).measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
+    pull.sample_size(10)
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1));
     for (name, n) in modes {
         let client = client(n);
         pull.bench_function(name, |b| {

@@ -42,13 +42,16 @@ pub(crate) enum HostAuth {
 impl HostAuth {
     /// The scheme a set of challenges asks for: Bearer over Basic; `None` if neither is usable.
     pub(crate) fn from_challenges(challenges: &[Challenge]) -> Option<HostAuth> {
-        let bearer = challenges.iter().find(|c| c.scheme == "bearer").and_then(|c| {
-            let realm = Url::parse(c.param("realm")?).ok()?;
-            Some(HostAuth::Bearer {
-                realm,
-                service: c.param("service").map(str::to_owned),
-            })
-        });
+        let bearer = challenges
+            .iter()
+            .find(|c| c.scheme == "bearer")
+            .and_then(|c| {
+                let realm = Url::parse(c.param("realm")?).ok()?;
+                Some(HostAuth::Bearer {
+                    realm,
+                    service: c.param("service").map(str::to_owned),
+                })
+            });
         bearer.or_else(|| {
             challenges
                 .iter()
@@ -106,7 +109,9 @@ impl AuthState {
     }
 
     /// Serialises the first contact with a host, so that many concurrent requests ping once.
-    pub(crate) async fn lock_hosts(&self) -> tokio::sync::MutexGuard<'_, HashMap<String, HostAuth>> {
+    pub(crate) async fn lock_hosts(
+        &self,
+    ) -> tokio::sync::MutexGuard<'_, HashMap<String, HostAuth>> {
         self.hosts.lock().await
     }
 
@@ -227,10 +232,7 @@ pub(crate) async fn fetch_token(
         .map_err(|e| fail(format!("reading the answer failed: {}", e.without_url())))?;
     if !status.is_success() {
         let details = crate::error::parse_error_body(&body);
-        let shown = details
-            .first()
-            .map(ToString::to_string)
-            .unwrap_or_default();
+        let shown = details.first().map(ToString::to_string).unwrap_or_default();
         return Err(fail(format!("answered {} {shown}", status.as_u16())));
     }
     let answer: TokenAnswer =
@@ -282,7 +284,10 @@ mod tests {
             })
         );
         assert_eq!(scopes, vec!["repository:r:pull"]);
-        assert_eq!(HostAuth::from_header(r#"Basic realm="x""#).0, Some(HostAuth::Basic));
+        assert_eq!(
+            HostAuth::from_header(r#"Basic realm="x""#).0,
+            Some(HostAuth::Basic)
+        );
         assert_eq!(HostAuth::from_header("Bearer realm=\"not a url\"").0, None);
     }
 

@@ -25,7 +25,12 @@ impl Challenge {
     /// The `scope` parameter split into its space-separated scopes.
     pub fn scopes(&self) -> Vec<String> {
         self.param("scope")
-            .map(|s| s.split(' ').filter(|p| !p.is_empty()).map(str::to_owned).collect())
+            .map(|s| {
+                s.split(' ')
+                    .filter(|p| !p.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
             .unwrap_or_default()
     }
 }
@@ -173,7 +178,10 @@ mod tests {
     #[test]
     fn multiple_scopes_split_on_spaces() {
         let c = parse_challenges(r#"Bearer realm="r",scope="repository:a:pull repository:b:pull""#);
-        assert_eq!(c[0].scopes(), vec!["repository:a:pull", "repository:b:pull"]);
+        assert_eq!(
+            c[0].scopes(),
+            vec!["repository:a:pull", "repository:b:pull"]
+        );
     }
 
     #[test]

@@ -38,7 +38,7 @@ pub enum Credential {
         /// The password or access token.
         password: String,
     },
-    /// An OAuth2 refresh token (`identitytoken` in `config.json`), exchanged at the token realm.
+    /// An `OAuth2` refresh token (`identitytoken` in `config.json`), exchanged at the token realm.
     IdentityToken(String),
 }
 
@@ -389,15 +389,10 @@ mod tests {
         }}"#;
         let f = parse_auth_file(Path::new("c.json"), json).unwrap();
         assert_eq!(f.auths["docker.io"], Credential::basic("user", "pa:ss"));
-        assert_eq!(
-            f.auths["ghcr.io"],
-            Credential::IdentityToken("tok".into())
-        );
+        assert_eq!(f.auths["ghcr.io"], Credential::IdentityToken("tok".into()));
         assert_eq!(f.auths["quay.io"], Credential::basic("u", "p"));
         assert!(!f.auths.contains_key("empty.io"));
         assert!(parse_auth_file(Path::new("c.json"), b"[").is_err());
-        assert!(
-            parse_auth_file(Path::new("c.json"), br#"{"auths":{"x":{"auth":"!!"}}}"#).is_err()
-        );
+        assert!(parse_auth_file(Path::new("c.json"), br#"{"auths":{"x":{"auth":"!!"}}}"#).is_err());
     }
 }

@@ -2,7 +2,7 @@
 
 use bytes::Bytes;
 use futures_util::StreamExt as _;
-use inlay_core::{Descriptor, Digest, Reference};
+use inlay_core::{Descriptor, Digest, Hasher, Reference};
 use reqwest::Method;
 use reqwest::header::{CONTENT_LENGTH, CONTENT_RANGE, RANGE};
 use tokio::io::{AsyncWrite, AsyncWriteExt as _};
@@ -16,6 +16,111 @@ use crate::transport::{Call, Client};
 fn content_range_start(value: &str) -> Option<u64> {
     let rest = value.trim().strip_prefix("bytes")?.trim_start();
     rest.split('-').next()?.trim().parse().ok()
+}
+
+/// How many leading bytes of `response` were already written: none for a `206` that starts
+/// where asked, all of them when a server ignored `Range` and sent the whole blob again.
+fn bytes_to_skip(response: &reqwest::Response, written: u64) -> Result<u64> {
+    if written == 0 {
+        return Ok(0);
+    }
+    if response.status().as_u16() != 206 {
+        return Ok(written);
+    }
+    let start = response
+        .headers()
+        .get(CONTENT_RANGE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(content_range_start);
+    if start == Some(written) {
+        Ok(0)
+    } else {
+        Err(RegistryError::Protocol {
+            url: redact_url(response.url()),
+            reason: format!("asked for bytes from {written}, got a range starting at {start:?}"),
+        })
+    }
+}
+
+/// A download under way: what was written and hashed so far.
+struct Progress<'a> {
+    digest: &'a Digest,
+    hasher: Hasher,
+    written: u64,
+    expected_size: Option<u64>,
+}
+
+impl Progress<'_> {
+    /// Copies the body into `sink` after skipping `skip` bytes; returns the error that broke the
+    /// transfer, if one did (the caller resumes).
+    async fn copy_body<W>(
+        &mut self,
+        response: reqwest::Response,
+        mut skip: u64,
+        sink: &mut W,
+        url: &str,
+    ) -> Result<Option<reqwest::Error>>
+    where
+        W: AsyncWrite + Unpin + Send,
+    {
+        let mut stream = response.bytes_stream();
+        while let Some(chunk) = stream.next().await {
+            let mut chunk = match chunk {
+                Ok(c) => c,
+                Err(e) => return Ok(Some(e)),
+            };
+            if skip > 0 {
+                let n = skip.min(chunk.len() as u64);
+                skip -= n;
+                chunk = chunk.slice(n as usize..);
+            }
+            let after = self.written + chunk.len() as u64;
+            if let Some(expected) = self.expected_size.filter(|size| after > *size) {
+                // A hostile or confused server does not get to fill the disk.
+                return Err(RegistryError::SizeMismatch {
+                    url: url.to_owned(),
+                    expected,
+                    actual: after,
+                });
+            }
+            self.hasher.update(&chunk);
+            sink.write_all(&chunk)
+                .await
+                .map_err(|source| RegistryError::Write {
+                    digest: self.digest.clone(),
+                    source,
+                })?;
+            self.written = after;
+        }
+        Ok(None)
+    }
+
+    /// Flushes `sink` and checks size and digest.
+    async fn finish<W>(self, sink: &mut W, url: &str) -> Result<()>
+    where
+        W: AsyncWrite + Unpin + Send,
+    {
+        sink.flush().await.map_err(|source| RegistryError::Write {
+            digest: self.digest.clone(),
+            source,
+        })?;
+        if let Some(size) = self.expected_size.filter(|s| *s != self.written) {
+            return Err(RegistryError::SizeMismatch {
+                url: url.to_owned(),
+                expected: size,
+                actual: self.written,
+            });
+        }
+        let actual = self.hasher.finish();
+        if &actual != self.digest {
+            return Err(RegistryError::DigestMismatch {
+                url: url.to_owned(),
+                expected: self.digest.clone(),
+                actual,
+            });
+        }
+        Ok(())
+    }
 }
 
 impl Client {
@@ -73,7 +178,10 @@ impl Client {
         let mut last = None;
         for endpoint in endpoints {
             // Only try a mirror when nothing was written yet: a sink cannot be rewound.
-            match self.download_from(&endpoint, reference, descriptor, sink).await {
+            match self
+                .download_from(&endpoint, reference, descriptor, sink)
+                .await
+            {
                 Ok(n) => return Ok(n),
                 Err((e, written)) if endpoint.mirror && written == 0 => {
                     tracing::debug!(error = %e, "mirror failed, trying the next endpoint");
@@ -98,14 +206,18 @@ impl Client {
         W: AsyncWrite + Unpin + Send,
     {
         let digest = &descriptor.digest;
-        let expected_size = u64::try_from(descriptor.size).ok();
         let path = format!("/v2/{}/blobs/{}", reference.repository(), digest);
         let url = endpoint.url(&path).map_err(|e| (e, 0))?;
-        let mut hasher = digest.hasher();
-        let mut written: u64 = 0;
+        let mut progress = Progress {
+            digest,
+            hasher: digest.hasher(),
+            written: 0,
+            expected_size: u64::try_from(descriptor.size).ok(),
+        };
         let mut breaks: u32 = 0;
         let policy = &self.inner.config.retry;
         loop {
+            let written = progress.written;
             let mut call = Call::new(
                 endpoint,
                 Method::GET,
@@ -120,119 +232,31 @@ impl Client {
                 .await
                 .map_err(|e| (e, written))?;
             let shown_url = redact_url(response.url());
-            let mut skip: u64 = 0;
-            if written > 0 {
-                if response.status().as_u16() == 206 {
-                    let start = response
-                        .headers()
-                        .get(CONTENT_RANGE)
-                        .and_then(|v| v.to_str().ok())
-                        .and_then(content_range_start);
-                    if start != Some(written) {
-                        return Err((
-                            RegistryError::Protocol {
-                                url: shown_url,
-                                reason: format!(
-                                    "asked for bytes from {written}, got a range starting at {start:?}"
-                                ),
-                            },
-                            written,
-                        ));
-                    }
-                } else {
-                    skip = written;
-                }
-            }
-            let mut stream = response.bytes_stream();
-            let mut broken = None;
-            while let Some(chunk) = stream.next().await {
-                let mut chunk = match chunk {
-                    Ok(c) => c,
-                    Err(e) => {
-                        broken = Some(e);
-                        break;
-                    }
-                };
-                if skip > 0 {
-                    let n = skip.min(chunk.len() as u64);
-                    skip -= n;
-                    chunk = chunk.slice(n as usize..);
-                }
-                if chunk.is_empty() {
-                    continue;
-                }
-                if expected_size.is_some_and(|size| written + chunk.len() as u64 > size) {
-                    return Err((
-                        RegistryError::SizeMismatch {
-                            url: shown_url,
-                            expected: expected_size.unwrap_or(0),
-                            actual: written + chunk.len() as u64,
-                        },
-                        written,
-                    ));
-                }
-                hasher.update(&chunk);
-                sink.write_all(&chunk).await.map_err(|source| {
-                    (
-                        RegistryError::Write {
-                            digest: digest.clone(),
-                            source,
-                        },
-                        written,
-                    )
-                })?;
-                written += chunk.len() as u64;
-            }
+            let skip = bytes_to_skip(&response, written).map_err(|e| (e, written))?;
+            let broken = progress
+                .copy_body(response, skip, sink, &shown_url)
+                .await
+                .map_err(|e| (e, progress.written))?;
             let Some(error) = broken else {
                 break;
             };
             breaks += 1;
             if breaks >= policy.max_attempts {
-                return Err((
-                    RegistryError::Transport {
-                        method: "GET".to_owned(),
-                        url: shown_url,
-                        source: error.without_url(),
-                    },
-                    written,
-                ));
+                let error = RegistryError::Transport {
+                    method: "GET".to_owned(),
+                    url: shown_url,
+                    source: error.without_url(),
+                };
+                return Err((error, progress.written));
             }
-            tracing::debug!(digest = %digest, written, breaks, error = %error.without_url(), "blob download broke, resuming");
+            tracing::debug!(digest = %digest, written = progress.written, breaks, error = %error.without_url(), "blob download broke, resuming");
             tokio::time::sleep(policy.delay(breaks, None)).await;
         }
-        sink.flush().await.map_err(|source| {
-            (
-                RegistryError::Write {
-                    digest: digest.clone(),
-                    source,
-                },
-                written,
-            )
-        })?;
-        let shown_url = redact_url(&url);
-        if let Some(size) = expected_size {
-            if written != size {
-                return Err((
-                    RegistryError::SizeMismatch {
-                        url: shown_url,
-                        expected: size,
-                        actual: written,
-                    },
-                    written,
-                ));
-            }
-        }
-        let actual = hasher.finish();
-        if &actual != digest {
-            return Err((
-                RegistryError::DigestMismatch {
-                    url: shown_url,
-                    expected: digest.clone(),
-                    actual,
-                },
-                written,
-            ));
-        }
+        let written = progress.written;
+        progress
+            .finish(sink, &redact_url(&url))
+            .await
+            .map_err(|e| (e, written))?;
         tracing::debug!(digest = %digest, bytes = written, "downloaded blob");
         Ok(written)
     }

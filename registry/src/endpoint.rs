@@ -108,7 +108,11 @@ pub fn pull_endpoints(config: &ClientConfig, registry: &str) -> Result<Vec<Endpo
             u.set_path("/");
             u
         } else {
-            let scheme = if uses_http(config, mirror) { "http" } else { "https" };
+            let scheme = if uses_http(config, mirror) {
+                "http"
+            } else {
+                "https"
+            };
             base_url(scheme, mirror)?
         };
         let credential_key = base
@@ -134,10 +138,23 @@ mod tests {
 
     #[test]
     fn loopback_hosts() {
-        for h in ["localhost", "localhost:5000", "127.0.0.1:1", "127.8.9.1", "[::1]:5000", "[::1]"] {
+        for h in [
+            "localhost",
+            "localhost:5000",
+            "127.0.0.1:1",
+            "127.8.9.1",
+            "[::1]:5000",
+            "[::1]",
+        ] {
             assert!(is_loopback(h), "{h}");
         }
-        for h in ["example.com", "128.0.0.1:5000", "[::2]:1", "localhost.example.com", "10.0.0.1"] {
+        for h in [
+            "example.com",
+            "128.0.0.1:5000",
+            "[::2]:1",
+            "localhost.example.com",
+            "10.0.0.1",
+        ] {
             assert!(!is_loopback(h), "{h}");
         }
     }
@@ -151,7 +168,10 @@ mod tests {
             "https://registry-1.docker.io/"
         );
         assert_eq!(
-            registry_endpoint(&c, "localhost:5000").unwrap().base.as_str(),
+            registry_endpoint(&c, "localhost:5000")
+                .unwrap()
+                .base
+                .as_str(),
             "http://localhost:5000/"
         );
         assert_eq!(
@@ -173,7 +193,10 @@ mod tests {
         let mut c = ClientConfig::default();
         c.mirrors.insert(
             "docker.io".into(),
-            vec!["mirror.example".into(), "http://10.0.0.1:5000/ignored".into()],
+            vec![
+                "mirror.example".into(),
+                "http://10.0.0.1:5000/ignored".into(),
+            ],
         );
         let eps = pull_endpoints(&c, "docker.io").unwrap();
         let bases: Vec<&str> = eps.iter().map(|e| e.base.as_str()).collect();

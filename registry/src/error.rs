@@ -274,7 +274,10 @@ mod tests {
             body: String::new(),
         };
         let text = e.to_string();
-        assert!(text.contains("400") && text.contains("MANIFEST_INVALID"), "{text}");
+        assert!(
+            text.contains("400") && text.contains("MANIFEST_INVALID"),
+            "{text}"
+        );
         assert!(parse_error_body(b"not json").is_empty());
     }
 

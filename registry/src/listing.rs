@@ -95,8 +95,11 @@ impl Client {
         };
         let api = self
             .on_pull_endpoints(reference.registry(), |endpoint| async move {
-                let mut url =
-                    endpoint.url(&format!("/v2/{}/referrers/{}", reference.repository(), digest))?;
+                let mut url = endpoint.url(&format!(
+                    "/v2/{}/referrers/{}",
+                    reference.repository(),
+                    digest
+                ))?;
                 if let Some(t) = artifact_type {
                     url.query_pairs_mut().append_pair("artifactType", t);
                 }
@@ -113,7 +116,8 @@ impl Client {
                 }
                 let response = Client::expect(&call.method, response, &[200]).await?;
                 let shown = redact_url(response.url());
-                let body = read_limited(response, self.inner.config.max_manifest_size, false).await?;
+                let body =
+                    read_limited(response, self.inner.config.max_manifest_size, false).await?;
                 index_manifests(&body)
                     .map(Some)
                     .map_err(|e| RegistryError::Protocol {

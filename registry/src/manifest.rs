@@ -171,7 +171,11 @@ impl Client {
         .await
     }
 
-    async fn get_manifest_at(&self, endpoint: &Endpoint, reference: &Reference) -> Result<Manifest> {
+    async fn get_manifest_at(
+        &self,
+        endpoint: &Endpoint,
+        reference: &Reference,
+    ) -> Result<Manifest> {
         let path = format!(
             "/v2/{}/manifests/{}",
             reference.repository(),
@@ -247,32 +251,28 @@ impl Client {
             .get(CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok());
-        match (announced_digest(headers), content_type(headers), size) {
-            (Some(digest), Some(media_type), Some(size)) => {
-                if let Some(pinned) = reference.digest() {
-                    if pinned != &digest {
-                        return Err(RegistryError::DigestMismatch {
-                            url: redact_url(response.url()),
-                            expected: pinned.clone(),
-                            actual: digest,
-                        });
-                    }
-                }
-                Ok(Some(ManifestHead {
-                    digest,
-                    media_type,
-                    size,
-                }))
+        if let (Some(digest), Some(media_type), Some(size)) =
+            (announced_digest(headers), content_type(headers), size)
+        {
+            if let Some(pinned) = reference.digest().filter(|p| **p != digest) {
+                return Err(RegistryError::DigestMismatch {
+                    url: redact_url(response.url()),
+                    expected: pinned.clone(),
+                    actual: digest,
+                });
             }
-            _ => {
-                let m = self.get_manifest_at(endpoint, reference).await?;
-                Ok(Some(ManifestHead {
-                    size: m.bytes.len() as u64,
-                    digest: m.digest,
-                    media_type: m.media_type,
-                }))
-            }
+            return Ok(Some(ManifestHead {
+                digest,
+                media_type,
+                size,
+            }));
         }
+        let m = self.get_manifest_at(endpoint, reference).await?;
+        Ok(Some(ManifestHead {
+            size: m.bytes.len() as u64,
+            digest: m.digest,
+            media_type: m.media_type,
+        }))
     }
 
     /// Fetches `reference` and, when it is an index, the manifest in it for `platform` (the
@@ -354,7 +354,10 @@ mod tests {
         let good = Digest::sha256_of(bytes);
         let bad = Digest::sha256_of(b"other");
         assert_eq!(verify_manifest("u", bytes, None, None).unwrap(), good);
-        assert_eq!(verify_manifest("u", bytes, Some(&good), Some(good.clone())).unwrap(), good);
+        assert_eq!(
+            verify_manifest("u", bytes, Some(&good), Some(good.clone())).unwrap(),
+            good
+        );
         assert!(matches!(
             verify_manifest("u", bytes, None, Some(bad.clone())),
             Err(RegistryError::DigestMismatch { .. })

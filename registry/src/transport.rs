@@ -61,7 +61,12 @@ pub(crate) struct Call<'a> {
 }
 
 impl<'a> Call<'a> {
-    pub(crate) fn new(endpoint: &'a Endpoint, method: Method, url: Url, scopes: Vec<String>) -> Self {
+    pub(crate) fn new(
+        endpoint: &'a Endpoint,
+        method: Method,
+        url: Url,
+        scopes: Vec<String>,
+    ) -> Self {
         Call {
             endpoint,
             method,
@@ -167,7 +172,11 @@ impl Client {
     }
 
     /// The `Authorization` value for a request to `endpoint` needing `scopes`.
-    async fn authorization(&self, endpoint: &Endpoint, scopes: &[String]) -> Result<Option<String>> {
+    async fn authorization(
+        &self,
+        endpoint: &Endpoint,
+        scopes: &[String],
+    ) -> Result<Option<String>> {
         let host_auth = self.ensure_host_known(endpoint).await?;
         match host_auth {
             HostAuth::Anonymous => Ok(None),
@@ -190,7 +199,13 @@ impl Client {
                     .inner
                     .auth
                     .token(&origin, scopes, || {
-                        fetch_token(http, &realm, service.as_deref(), scopes, credential.as_ref())
+                        fetch_token(
+                            http,
+                            &realm,
+                            service.as_deref(),
+                            scopes,
+                            credential.as_ref(),
+                        )
                     })
                     .await?;
                 Ok(Some(format!("Bearer {}", token.0)))
@@ -223,7 +238,9 @@ impl Client {
         loop {
             attempt += 1;
             let authorization = self.authorization(call.endpoint, &scopes).await?;
-            let result = self.send_following_redirects(call, authorization.as_deref()).await;
+            let result = self
+                .send_following_redirects(call, authorization.as_deref())
+                .await;
             let wait = match result {
                 Err(error) => {
                     if attempt >= policy.max_attempts {
@@ -256,7 +273,12 @@ impl Client {
 
     /// After a 401: takes the scheme and scopes of its challenge and forgets the token that
     /// failed. Returns whether trying again can help.
-    async fn relearn(&self, endpoint: &Endpoint, response: &Response, scopes: &mut Vec<String>) -> bool {
+    async fn relearn(
+        &self,
+        endpoint: &Endpoint,
+        response: &Response,
+        scopes: &mut Vec<String>,
+    ) -> bool {
         let Some(header) = response
             .headers()
             .get(WWW_AUTHENTICATE)
@@ -279,7 +301,11 @@ impl Client {
         true
     }
 
-    async fn send_following_redirects(&self, call: &Call<'_>, authorization: Option<&str>) -> Result<Response> {
+    async fn send_following_redirects(
+        &self,
+        call: &Call<'_>,
+        authorization: Option<&str>,
+    ) -> Result<Response> {
         let origin = call.endpoint.origin();
         let mut url = call.url.clone();
         for _ in 0..=MAX_REDIRECTS {
@@ -326,7 +352,11 @@ impl Client {
 
     /// `response` if its status is one of `ok`, else a [`RegistryError::Status`] with the
     /// registry's error body.
-    pub(crate) async fn expect(method: &Method, response: Response, ok: &[u16]) -> Result<Response> {
+    pub(crate) async fn expect(
+        method: &Method,
+        response: Response,
+        ok: &[u16],
+    ) -> Result<Response> {
         let status = response.status().as_u16();
         if ok.contains(&status) {
             return Ok(response);
@@ -337,7 +367,11 @@ impl Client {
             .unwrap_or_default();
         let errors = parse_error_body(&body);
         let body = if errors.is_empty() {
-            String::from_utf8_lossy(&body).trim().chars().take(512).collect()
+            String::from_utf8_lossy(&body)
+                .trim()
+                .chars()
+                .take(512)
+                .collect()
         } else {
             String::new()
         };
@@ -361,7 +395,12 @@ pub(crate) struct SmallResponse {
 impl Client {
     /// Sends `call`, expects one of `ok`, and reads the body (at most `limit` bytes), sending
     /// again when the body breaks off: small documents are re-fetched rather than resumed.
-    pub(crate) async fn fetch_small(&self, call: &Call<'_>, ok: &[u16], limit: u64) -> Result<SmallResponse> {
+    pub(crate) async fn fetch_small(
+        &self,
+        call: &Call<'_>,
+        ok: &[u16],
+        limit: u64,
+    ) -> Result<SmallResponse> {
         let policy = &self.inner.config.retry;
         let mut attempt = 0;
         loop {

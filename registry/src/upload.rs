@@ -72,7 +72,9 @@ impl BlobSource {
         match self {
             BlobSource::Bytes(b) => {
                 let start = usize::try_from(offset).unwrap_or(usize::MAX).min(b.len());
-                let end = usize::try_from(offset + len).unwrap_or(usize::MAX).min(b.len());
+                let end = usize::try_from(offset + len)
+                    .unwrap_or(usize::MAX)
+                    .min(b.len());
                 Ok(b.slice(start..end))
             }
             BlobSource::File(path) => {
@@ -144,7 +146,10 @@ impl Client {
         mount_from: Option<&Reference>,
     ) -> Result<PushOutcome> {
         let endpoint = registry_endpoint(&self.inner.config, reference.registry())?;
-        if self.blob_exists_at(&endpoint, reference, &descriptor.digest).await? {
+        if self
+            .blob_exists_at(&endpoint, reference, &descriptor.digest)
+            .await?
+        {
             tracing::debug!(digest = %descriptor.digest, "blob already present");
             return Ok(PushOutcome::AlreadyPresent);
         }
@@ -152,7 +157,10 @@ impl Client {
             f.registry() == reference.registry() && f.repository() != reference.repository()
         });
         let (session, headers) = if let Some(from) = from {
-            match self.mount(&endpoint, reference, from, &descriptor.digest).await? {
+            match self
+                .mount(&endpoint, reference, from, &descriptor.digest)
+                .await?
+            {
                 MountAnswer::Mounted => {
                     tracing::debug!(digest = %descriptor.digest, from = %from.repository(), "blob mounted");
                     return Ok(PushOutcome::Mounted);
@@ -187,9 +195,11 @@ impl Client {
         blobs: Vec<(Descriptor, BlobSource)>,
     ) -> Result<Vec<PushOutcome>> {
         let limit = self.inner.config.concurrency.max(1);
-        futures_util::stream::iter(blobs.into_iter().map(|(d, s)| async move {
-            self.push_blob(reference, &d, s, None).await
-        }))
+        futures_util::stream::iter(
+            blobs
+                .into_iter()
+                .map(|(d, s)| async move { self.push_blob(reference, &d, s, None).await }),
+        )
         .buffered(limit)
         .collect::<Vec<_>>()
         .await
@@ -197,7 +207,12 @@ impl Client {
         .collect()
     }
 
-    async fn blob_exists_at(&self, endpoint: &Endpoint, reference: &Reference, digest: &Digest) -> Result<bool> {
+    async fn blob_exists_at(
+        &self,
+        endpoint: &Endpoint,
+        reference: &Reference,
+        digest: &Digest,
+    ) -> Result<bool> {
         let path = format!("/v2/{}/blobs/{}", reference.repository(), digest);
         let call = Call::new(
             endpoint,
@@ -209,7 +224,9 @@ impl Client {
         match response.status().as_u16() {
             200 => Ok(true),
             404 => Ok(false),
-            _ => Client::expect(&call.method, response, &[200]).await.map(|_| true),
+            _ => Client::expect(&call.method, response, &[200])
+                .await
+                .map(|_| true),
         }
     }
 
@@ -228,21 +245,26 @@ impl Client {
             endpoint,
             Method::POST,
             url,
-            vec![push_scope(reference.repository()), pull_scope(from.repository())],
+            vec![
+                push_scope(reference.repository()),
+                pull_scope(from.repository()),
+            ],
         )
         .header(CONTENT_LENGTH, "0");
         let response = self.send(&call).await?;
-        match response.status().as_u16() {
-            201 => Ok(MountAnswer::Mounted),
-            _ => {
-                let response = Client::expect(&call.method, response, &[202]).await?;
-                let session = location(&response, &call.url)?;
-                Ok(MountAnswer::Session(session, response.headers().clone()))
-            }
+        if response.status().as_u16() == 201 {
+            return Ok(MountAnswer::Mounted);
         }
+        let response = Client::expect(&call.method, response, &[202]).await?;
+        let session = location(&response, &call.url)?;
+        Ok(MountAnswer::Session(session, response.headers().clone()))
     }
 
-    async fn start_upload(&self, endpoint: &Endpoint, reference: &Reference) -> Result<(Url, HeaderMap)> {
+    async fn start_upload(
+        &self,
+        endpoint: &Endpoint,
+        reference: &Reference,
+    ) -> Result<(Url, HeaderMap)> {
         let url = endpoint.url(&format!("/v2/{}/blobs/uploads/", reference.repository()))?;
         let call = Call::new(
             endpoint,
@@ -287,7 +309,10 @@ impl Client {
                 Ok(()) => break,
                 Err(error) if restarts < MAX_SESSION_RESTARTS && restartable(&error) => {
                     // A PUT whose answer was lost may have completed the upload.
-                    if self.blob_exists_at(endpoint, reference, &descriptor.digest).await? {
+                    if self
+                        .blob_exists_at(endpoint, reference, &descriptor.digest)
+                        .await?
+                    {
                         break;
                     }
                     restarts += 1;
@@ -315,17 +340,27 @@ impl Client {
     ) -> Result<()> {
         let last = if size <= chunk {
             let body = source.read(0, size).await?;
-            let call = Call::new(endpoint, Method::PUT, with_digest(&session, &descriptor.digest), scopes.to_vec())
-                .header(CONTENT_TYPE, "application/octet-stream")
-                .body(body);
+            let call = Call::new(
+                endpoint,
+                Method::PUT,
+                with_digest(&session, &descriptor.digest),
+                scopes.to_vec(),
+            )
+            .header(CONTENT_TYPE, "application/octet-stream")
+            .body(body);
             let response = self.send(&call).await?;
             Client::expect(&call.method, response, &[201]).await?
         } else {
             let session = self
                 .upload_chunks(endpoint, source, size, chunk, session, scopes)
                 .await?;
-            let call = Call::new(endpoint, Method::PUT, with_digest(&session, &descriptor.digest), scopes.to_vec())
-                .header(CONTENT_LENGTH, "0");
+            let call = Call::new(
+                endpoint,
+                Method::PUT,
+                with_digest(&session, &descriptor.digest),
+                scopes.to_vec(),
+            )
+            .header(CONTENT_LENGTH, "0");
             let response = self.send(&call).await?;
             Client::expect(&call.method, response, &[201]).await?
         };
@@ -346,7 +381,7 @@ impl Client {
         Ok(())
     }
 
-    /// PATCHes `source` in chunks of `chunk` bytes; returns the session URL to finish on.
+    /// Sends `source` in `PATCH` requests of `chunk` bytes; returns the session URL to finish on.
     async fn upload_chunks(
         &self,
         endpoint: &Endpoint,
@@ -398,7 +433,12 @@ impl Client {
     }
 
     /// How many bytes an upload session holds, and its current location.
-    async fn upload_status(&self, endpoint: &Endpoint, session: &Url, scopes: &[String]) -> Result<(u64, Url)> {
+    async fn upload_status(
+        &self,
+        endpoint: &Endpoint,
+        session: &Url,
+        scopes: &[String],
+    ) -> Result<(u64, Url)> {
         let call = Call::new(endpoint, Method::GET, session.clone(), scopes.to_vec());
         let response = self.send(&call).await?;
         let response = Client::expect(&call.method, response, &[204]).await?;
@@ -427,7 +467,10 @@ mod tests {
         let u = Url::parse("http://h/v2/r/blobs/uploads/x?_state=abc").unwrap();
         let d = Digest::sha256_of(b"");
         let with = with_digest(&u, &d);
-        assert_eq!(with.query(), Some(&*format!("_state=abc&digest=sha256%3A{}", d.hex())));
+        assert_eq!(
+            with.query(),
+            Some(&*format!("_state=abc&digest=sha256%3A{}", d.hex()))
+        );
     }
 
     #[tokio::test]

@@ -28,7 +28,10 @@ async fn missing_or_wrong_credentials_are_refused_with_401() {
     assert_eq!(err.details()[0].code, "UNAUTHORIZED", "{err}");
 
     let mut store = CredentialStore::empty();
-    store.insert(&reg.host(), inlay_registry::Credential::basic(USER, "wrong"));
+    store.insert(
+        &reg.host(),
+        inlay_registry::Credential::basic(USER, "wrong"),
+    );
     let wrong = Client::new(test_config(), store).unwrap();
     let err = wrong.head_manifest(&r).await.unwrap_err();
     assert_eq!(err.status(), Some(401), "{err}");
@@ -37,7 +40,7 @@ async fn missing_or_wrong_credentials_are_refused_with_401() {
 
 fn write_docker_config(dir: &std::path::Path, json: &serde_json::Value) -> std::path::PathBuf {
     let path = dir.join("config.json");
-    std::fs::write(&path, json.to_string()).unwrap();
+    std::fs::write(&path, json.to_string()).expect("temp dir is writable");
     path
 }
 
@@ -90,29 +93,4 @@ async fn credentials_from_a_credential_helper() {
     let r = reference(&reg.host(), "from/helper:1");
     image.push(&client, &r).await;
     image.pull_and_check(&client, &r).await;
-}
-
-#[tokio::test]
-async fn secrets_never_reach_the_logs() {
-    let reg = TestRegistry::start(&Setup::Basic);
-    let client = client_with_password(&reg.host(), test_config());
-    let image = TestImage::new(13, &[5000], Platform::linux_amd64());
-    let r = reference(&reg.host(), "logged/app:1");
-    let log = support::capture::Capture::default();
-    let wrong = {
-        let mut store = CredentialStore::empty();
-        store.insert(&reg.host(), inlay_registry::Credential::basic(USER, "wr0ng-secret"));
-        Client::new(test_config(), store).unwrap()
-    };
-    let _guard = tracing::subscriber::set_default(log.clone());
-    image.push(&client, &r).await;
-    image.pull_and_check(&client, &r).await;
-    let err = wrong.get_manifest(&r).await.unwrap_err();
-    let text = log.text();
-    assert!(text.contains("pushed manifest"), "nothing was captured: {text}");
-    let basic = base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"));
-    for secret in [PASSWORD, basic.as_str(), "wr0ng-secret"] {
-        assert!(!text.contains(secret), "a secret reached the log");
-        assert!(!format!("{err} {err:?} {client:?}").contains(secret));
-    }
 }

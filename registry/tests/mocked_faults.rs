@@ -28,7 +28,10 @@ async fn oversized_manifest_is_refused() {
         .get_manifest(&reference(&server.addr.to_string(), "big/one:1"))
         .await
         .unwrap_err();
-    assert!(matches!(err, RegistryError::TooLarge { limit, .. } if limit == 4 * 1024 * 1024), "{err}");
+    assert!(
+        matches!(err, RegistryError::TooLarge { limit, .. } if limit == 4 * 1024 * 1024),
+        "{err}"
+    );
 }
 
 #[tokio::test]
@@ -36,7 +39,10 @@ async fn announced_digest_must_match_the_bytes() {
     let server = HttpServer::start(Arc::new(|_req: Request| {
         Response::new(200)
             .header("Content-Type", media_types::OCI_MANIFEST)
-            .header("Docker-Content-Digest", Digest::sha256_of(b"something else").as_str())
+            .header(
+                "Docker-Content-Digest",
+                Digest::sha256_of(b"something else").as_str(),
+            )
             .body(r#"{"schemaVersion":2}"#)
     }))
     .await;
@@ -50,7 +56,10 @@ async fn announced_digest_must_match_the_bytes() {
 
 #[tokio::test]
 async fn longer_blob_than_described_is_refused() {
-    let server = HttpServer::start(Arc::new(|_req: Request| Response::new(200).body(vec![0u8; 2000]))).await;
+    let server = HttpServer::start(Arc::new(|_req: Request| {
+        Response::new(200).body(vec![0u8; 2000])
+    }))
+    .await;
     let client = Client::new(test_config(), CredentialStore::empty()).unwrap();
     let desc = Descriptor::of_bytes(media_types::OCI_LAYER_GZIP, &[0u8; 1000]);
     let err = client
@@ -68,7 +77,9 @@ async fn redirect_to_blob_storage_drops_credentials() {
     let seen = storage_auth.clone();
     let body = blob.clone();
     let storage = HttpServer::start(Arc::new(move |req: Request| {
-        seen.lock().unwrap().push(req.header("authorization").map(str::to_owned));
+        seen.lock()
+            .unwrap()
+            .push(req.header("authorization").map(str::to_owned));
         Response::new(200).body(body.to_vec())
     }))
     .await;
@@ -94,7 +105,10 @@ async fn redirect_to_blob_storage_drops_credentials() {
     let mut store = CredentialStore::empty();
     store.insert(&host, Credential::basic("user", "secret"));
     let client = Client::new(test_config(), store).unwrap();
-    let got = client.get_blob(&reference(&host, "r/one:1"), &desc).await.unwrap();
+    let got = client
+        .get_blob(&reference(&host, "r/one:1"), &desc)
+        .await
+        .unwrap();
     assert_eq!(got, blob);
     assert!(registry_auth.load(Ordering::SeqCst) >= 1);
     assert_eq!(*storage_auth.lock().unwrap(), vec![None]);
@@ -114,7 +128,10 @@ async fn chunks_honour_the_registry_minimum() {
             .header("OCI-Chunk-Min-Length", &MIN.to_string()),
         "PATCH" => {
             let mut st = s.lock().unwrap();
-            p.lock().unwrap().push((req.header("content-range").unwrap_or("").to_owned(), req.body.len()));
+            p.lock().unwrap().push((
+                req.header("content-range").unwrap_or("").to_owned(),
+                req.body.len(),
+            ));
             st.extend_from_slice(&req.body);
             Response::new(202)
                 .header("Location", "/v2/r/blobs/uploads/u1")
@@ -138,13 +155,22 @@ async fn chunks_honour_the_registry_minimum() {
     let blob = support::image::random_bytes(31, 10_000);
     let desc = Descriptor::of_bytes(media_types::OCI_LAYER_GZIP, &blob);
     client
-        .push_blob(&reference(&server.addr.to_string(), "r:1"), &desc, BlobSource::from(blob.clone()), None)
+        .push_blob(
+            &reference(&server.addr.to_string(), "r:1"),
+            &desc,
+            BlobSource::from(blob.clone()),
+            None,
+        )
         .await
         .unwrap();
     let patches = patches.lock().unwrap().clone();
     assert_eq!(
         patches,
-        vec![("0-4095".to_owned(), 4096), ("4096-8191".to_owned(), 4096), ("8192-9999".to_owned(), 1808)]
+        vec![
+            ("0-4095".to_owned(), 4096),
+            ("4096-8191".to_owned(), 4096),
+            ("8192-9999".to_owned(), 1808)
+        ]
     );
     assert_eq!(*stored.lock().unwrap(), blob);
 }
@@ -158,7 +184,8 @@ async fn retries_stop_after_the_policy_allows() {
             return Response::new(200);
         }
         h.fetch_add(1, Ordering::SeqCst);
-        Response::new(503).json(&serde_json::json!({"errors": [{"code": "UNAVAILABLE", "message": "try later"}]}))
+        Response::new(503)
+            .json(&serde_json::json!({"errors": [{"code": "UNAVAILABLE", "message": "try later"}]}))
     }))
     .await;
     let config = test_config();

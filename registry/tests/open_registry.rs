@@ -43,7 +43,10 @@ async fn cross_repository_mount_moves_no_bytes() {
         .unwrap();
     assert_eq!(outcome, PushOutcome::Mounted);
     let sent = proxy.stats.upstream_bytes.load(Ordering::SeqCst);
-    assert!(sent < 8 * 1024, "{sent} bytes went to the registry for a mount");
+    assert!(
+        sent < 8 * 1024,
+        "{sent} bytes went to the registry for a mount"
+    );
     assert_eq!(proxy.stats.count("POST", "mount="), 1);
     assert_eq!(proxy.stats.count("PUT", ""), 0);
     assert_eq!(
@@ -120,12 +123,20 @@ async fn altered_download_is_rejected() {
     assert!(matches!(err, RegistryError::DigestMismatch { .. }), "{err}");
 }
 
+type FaultRule = Box<dyn Fn(&Seen) -> Option<Action> + Send + Sync>;
+
 /// Fails the first request matching `(method, path part)` with `action`, then forwards.
-fn once(method: &'static str, part: impl Into<String>, action: Action) -> impl Fn(&Seen) -> Option<Action> {
+fn once(
+    method: &'static str,
+    part: impl Into<String>,
+    action: Action,
+) -> impl Fn(&Seen) -> Option<Action> {
     let done = AtomicUsize::new(0);
     let part = part.into();
     move |seen: &Seen| {
-        (seen.method == method && seen.target.contains(&part) && done.fetch_add(1, Ordering::SeqCst) == 0)
+        (seen.method == method
+            && seen.target.contains(&part)
+            && done.fetch_add(1, Ordering::SeqCst) == 0)
             .then(|| action.clone())
     }
 }
@@ -135,19 +146,44 @@ async fn faults_are_survived() {
     let reg = TestRegistry::start(&Setup::Open);
     let image = TestImage::new(4, &[300 * 1024, 3 * 1024 * 1024], Platform::linux_amd64());
     let big_layer = format!("/blobs/{}", image.layers[1].0.digest);
-    let rules: Vec<Box<dyn Fn(&Seen) -> Option<Action> + Send + Sync>> = vec![
-        Box::new(once("HEAD", "/blobs/", Action::Respond(Response::new(429).header("Retry-After", "1")))),
-        Box::new(once("POST", "/blobs/uploads/", Action::Respond(Response::new(503)))),
+    let rules: Vec<FaultRule> = vec![
+        Box::new(once(
+            "HEAD",
+            "/blobs/",
+            Action::Respond(Response::new(429).header("Retry-After", "1")),
+        )),
+        Box::new(once(
+            "POST",
+            "/blobs/uploads/",
+            Action::Respond(Response::new(503)),
+        )),
         Box::new(once("PATCH", "/blobs/uploads/", Action::Swallow)),
-        Box::new(once("PATCH", "/blobs/uploads/", Action::Respond(Response::new(502)))),
-        Box::new(once("PUT", "/manifests/", Action::Respond(Response::new(503)))),
+        Box::new(once(
+            "PATCH",
+            "/blobs/uploads/",
+            Action::Respond(Response::new(502)),
+        )),
+        Box::new(once(
+            "PUT",
+            "/manifests/",
+            Action::Respond(Response::new(503)),
+        )),
         Box::new(once("GET", "/manifests/", Action::CutAfter { bytes: 50 })),
-        Box::new(once("GET", big_layer.clone(), Action::CutAfter { bytes: 100_000 })),
+        Box::new(once(
+            "GET",
+            big_layer.clone(),
+            Action::CutAfter { bytes: 100_000 },
+        )),
         Box::new(once("GET", big_layer, Action::Respond(Response::new(500)))),
     ];
     let proxy = Proxy::start(
         reg.addr,
-        Arc::new(move |seen: &Seen| rules.iter().find_map(|r| r(seen)).unwrap_or(Action::Forward)),
+        Arc::new(move |seen: &Seen| {
+            rules
+                .iter()
+                .find_map(|r| r(seen))
+                .unwrap_or(Action::Forward)
+        }),
     )
     .await;
     let mut config = test_config();
@@ -193,10 +229,16 @@ async fn registry_error_body_is_shown_and_4xx_not_retried() {
     assert_eq!(err.status(), Some(400), "{err}");
     assert_eq!(err.details()[0].code, "MANIFEST_BLOB_UNKNOWN", "{err}");
     let text = err.to_string();
-    assert!(text.contains("MANIFEST_BLOB_UNKNOWN") && text.contains("/v2/broken/app/manifests/1"), "{text}");
+    assert!(
+        text.contains("MANIFEST_BLOB_UNKNOWN") && text.contains("/v2/broken/app/manifests/1"),
+        "{text}"
+    );
     assert_eq!(proxy.stats.count("PUT", "/manifests/"), 1);
 
-    let err = client.get_manifest(&reference(&proxy.host(), "broken/app:missing")).await.unwrap_err();
+    let err = client
+        .get_manifest(&reference(&proxy.host(), "broken/app:missing"))
+        .await
+        .unwrap_err();
     assert!(err.is_not_found(), "{err}");
     assert_eq!(err.details()[0].code, "MANIFEST_UNKNOWN", "{err}");
     assert_eq!(proxy.stats.count("GET", "/manifests/missing"), 1);
@@ -210,10 +252,18 @@ async fn referrers_fall_back_to_the_tag_schema() {
     let subject = TestImage::new(6, &[100], Platform::linux_amd64());
     let r = reference(&host, "signed/app:1");
     subject.push(&client, &r).await;
-    assert!(client.referrers(&r, &subject.digest(), None).await.unwrap().is_empty());
+    assert!(
+        client
+            .referrers(&r, &subject.digest(), None)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     let signature = TestImage::new(7, &[10], Platform::linux_amd64());
-    signature.push(&client, &reference(&host, "signed/app:sig")).await;
+    signature
+        .push(&client, &reference(&host, "signed/app:sig"))
+        .await;
     let mut sig_desc = Descriptor::of_bytes(media_types::OCI_MANIFEST, &signature.manifest);
     sig_desc.artifact_type = Some("application/vnd.example.signature".into());
     let index = serde_json::to_vec(&serde_json::json!({
@@ -254,7 +304,9 @@ async fn pulls_go_through_mirrors_and_fall_back_to_the_registry() {
     assert!(mirror.stats.count("GET", "/blobs/") >= 2);
 
     let mut config = test_config();
-    config.mirrors.insert(reg.host(), vec![broken.addr.to_string()]);
+    config
+        .mirrors
+        .insert(reg.host(), vec![broken.addr.to_string()]);
     let past_mirror = Client::new(config, CredentialStore::empty()).unwrap();
     image.pull_and_check(&past_mirror, &r).await;
 }

@@ -21,10 +21,19 @@ async fn push_and_pull_with_bearer_tokens_cached_per_scope() {
     support::push_pull_image_and_index(&client, &reg.host(), "tokened/app").await;
     // Dozens of requests, one token per scope set: push (pull,push) and pull.
     let issued = tokens.issued();
-    assert!((1..=3).contains(&issued), "{issued} tokens for one repository");
+    assert!(
+        (1..=3).contains(&issued),
+        "{issued} tokens for one repository"
+    );
     let scopes = tokens.scopes.lock().unwrap().clone();
-    assert!(scopes.contains(&"repository:tokened/app:pull,push".to_owned()), "{scopes:?}");
-    assert!(scopes.contains(&"repository:tokened/app:pull".to_owned()), "{scopes:?}");
+    assert!(
+        scopes.contains(&"repository:tokened/app:pull,push".to_owned()),
+        "{scopes:?}"
+    );
+    assert!(
+        scopes.contains(&"repository:tokened/app:pull".to_owned()),
+        "{scopes:?}"
+    );
 }
 
 #[tokio::test]
@@ -64,7 +73,10 @@ async fn mount_across_repositories_with_tokens() {
         .unwrap();
     assert_eq!(outcome, PushOutcome::Mounted);
     let scopes = tokens.scopes.lock().unwrap().clone();
-    assert!(scopes.contains(&"repository:shared/base:pull".to_owned()), "{scopes:?}");
+    assert!(
+        scopes.contains(&"repository:shared/base:pull".to_owned()),
+        "{scopes:?}"
+    );
 }
 
 #[tokio::test]

@@ -190,8 +190,6 @@ async fn serve_one(mut stream: TcpStream, handler: Handler) -> std::io::Result<(
         headers,
         body,
     });
-    stream
-        .write_all(&render_response(&resp, head_only))
-        .await?;
+    stream.write_all(&render_response(&resp, head_only)).await?;
     stream.shutdown().await
 }

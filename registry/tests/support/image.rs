@@ -96,7 +96,10 @@ impl TestImage {
         let parsed: serde_json::Value = serde_json::from_slice(&m.bytes).unwrap();
         let config: Descriptor = serde_json::from_value(parsed["config"].clone()).unwrap();
         let layers: Vec<Descriptor> = serde_json::from_value(parsed["layers"].clone()).unwrap();
-        assert_eq!(client.get_blob(reference, &config).await.unwrap(), self.config.1);
+        assert_eq!(
+            client.get_blob(reference, &config).await.unwrap(),
+            self.config.1
+        );
         let got = client.pull_blobs(reference, &layers).await.unwrap();
         for (g, (_, want)) in got.iter().zip(&self.layers) {
             assert_eq!(g, want);

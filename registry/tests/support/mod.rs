@@ -1,5 +1,14 @@
 //! The test harness: the real registry in three set-ups, a token server, proxies, test images.
-#![allow(dead_code, clippy::missing_panics_doc, clippy::must_use_candidate)]
+#![allow(
+    dead_code,
+    clippy::missing_panics_doc,
+    clippy::must_use_candidate,
+    clippy::unwrap_used,
+    clippy::many_single_char_names,
+    clippy::type_complexity,
+    clippy::format_push_string,
+    clippy::too_many_lines
+)]
 
 pub mod capture;
 pub mod http;
@@ -48,13 +57,20 @@ pub async fn push_pull_image_and_index(client: &Client, host: &str, repo: &str) 
     use inlay_registry::PushOutcome;
 
     let amd = image::TestImage::new(1, &[1024, 64 * 1024, 300 * 1024], Platform::linux_amd64());
-    let arm = image::TestImage::new(2, &[2048, 100 * 1024], Platform::new("linux", "arm64", "v8"));
+    let arm = image::TestImage::new(
+        2,
+        &[2048, 100 * 1024],
+        Platform::new("linux", "arm64", "v8"),
+    );
     let amd_ref = reference(host, &format!("{repo}:amd64"));
     let arm_ref = reference(host, &format!("{repo}:arm64"));
     let multi = reference(host, &format!("{repo}:multi"));
 
     let outcomes = amd.push(client, &amd_ref).await;
-    assert!(outcomes.iter().all(|o| *o == PushOutcome::Uploaded), "{outcomes:?}");
+    assert!(
+        outcomes.iter().all(|o| *o == PushOutcome::Uploaded),
+        "{outcomes:?}"
+    );
     arm.push(client, &arm_ref).await;
     let index_bytes = image::index(&[&amd, &arm]);
     let index_digest = client
@@ -72,14 +88,24 @@ pub async fn push_pull_image_and_index(client: &Client, host: &str, repo: &str) 
 
     amd.pull_and_check(client, &multi).await;
     arm.pull_and_check(client, &multi).await;
-    amd.pull_and_check(client, &amd_ref.with_digest(amd.digest())).await;
+    amd.pull_and_check(client, &amd_ref.with_digest(amd.digest()))
+        .await;
 
     // Pushing again moves nothing.
     let again = amd.push(client, &amd_ref).await;
-    assert!(again.iter().all(|o| *o == PushOutcome::AlreadyPresent), "{again:?}");
+    assert!(
+        again.iter().all(|o| *o == PushOutcome::AlreadyPresent),
+        "{again:?}"
+    );
 
     let mut tags = client.list_tags(&multi).await.unwrap();
     tags.sort();
     assert_eq!(tags, vec!["amd64", "arm64", "multi"]);
-    assert!(client.head_manifest(&reference(host, &format!("{repo}:nope"))).await.unwrap().is_none());
+    assert!(
+        client
+            .head_manifest(&reference(host, &format!("{repo}:nope")))
+            .await
+            .unwrap()
+            .is_none()
+    );
 }

@@ -21,9 +21,13 @@ use super::http::{Response, parse_request_head, read_head, render_response};
 pub enum Action {
     Forward,
     /// Flip the response body byte at this offset.
-    Corrupt { at: usize },
+    Corrupt {
+        at: usize,
+    },
     /// Forward this many response body bytes, then reset both connections.
-    CutAfter { bytes: usize },
+    CutAfter {
+        bytes: usize,
+    },
     /// Forward the request, then reset the client instead of answering: the registry acted,
     /// the client does not know.
     Swallow,
@@ -138,7 +142,12 @@ fn reset(stream: &TcpStream) {
     let _ = stream.set_linger(Some(std::time::Duration::from_secs(0)));
 }
 
-async fn handle(mut client: TcpStream, upstream: SocketAddr, rule: Rule, stats: Arc<Stats>) -> std::io::Result<()> {
+async fn handle(
+    mut client: TcpStream,
+    upstream: SocketAddr,
+    rule: Rule,
+    stats: Arc<Stats>,
+) -> std::io::Result<()> {
     let Some((head, rest)) = read_head(&mut client).await? else {
         return Ok(());
     };
@@ -233,7 +242,9 @@ async fn handle(mut client: TcpStream, upstream: SocketAddr, rule: Rule, stats: 
             _ => {}
         }
         body_seen += body_len;
-        stats.downstream_bytes.fetch_add(chunk.len(), Ordering::SeqCst);
+        stats
+            .downstream_bytes
+            .fetch_add(chunk.len(), Ordering::SeqCst);
         client_write.write_all(&chunk).await?;
     }
     uploader.abort();

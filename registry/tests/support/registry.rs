@@ -109,7 +109,10 @@ impl TestRegistry {
             }
             if let Ok(mut s) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)) {
                 let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let req = format!("GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n", self.addr);
+                let req = format!(
+                    "GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                    self.addr
+                );
                 if s.write_all(req.as_bytes()).is_ok() {
                     let mut answer = String::new();
                     let _ = s.read_to_string(&mut answer);

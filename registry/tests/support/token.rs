@@ -100,10 +100,47 @@ impl TokenServer {
     pub async fn start() -> TokenServer {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path();
-        openssl(p, &["ecparam", "-name", "prime256v1", "-genkey", "-noout", "-out", "key.pem"]);
-        openssl(p, &["pkcs8", "-topk8", "-nocrypt", "-in", "key.pem", "-outform", "DER", "-out", "key.p8"]);
-        openssl(p, &["req", "-x509", "-new", "-key", "key.pem", "-subj", "/CN=inlay-test-token", "-days", "2", "-out", "cert.pem"]);
-        openssl(p, &["x509", "-in", "cert.pem", "-outform", "DER", "-out", "cert.der"]);
+        openssl(
+            p,
+            &[
+                "ecparam",
+                "-name",
+                "prime256v1",
+                "-genkey",
+                "-noout",
+                "-out",
+                "key.pem",
+            ],
+        );
+        openssl(
+            p,
+            &[
+                "pkcs8", "-topk8", "-nocrypt", "-in", "key.pem", "-outform", "DER", "-out",
+                "key.p8",
+            ],
+        );
+        openssl(
+            p,
+            &[
+                "req",
+                "-x509",
+                "-new",
+                "-key",
+                "key.pem",
+                "-subj",
+                "/CN=inlay-test-token",
+                "-days",
+                "2",
+                "-out",
+                "cert.pem",
+            ],
+        );
+        openssl(
+            p,
+            &[
+                "x509", "-in", "cert.pem", "-outform", "DER", "-out", "cert.der",
+            ],
+        );
         let rng = SystemRandom::new();
         let key = EcdsaKeyPair::from_pkcs8(
             &ECDSA_P256_SHA256_FIXED_SIGNING,
@@ -125,13 +162,20 @@ impl TokenServer {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
         );
-        let (i, e, l, s) = (issued.clone(), expired_tokens_left.clone(), lifetime.clone(), scopes.clone());
+        let (i, e, l, s) = (
+            issued.clone(),
+            expired_tokens_left.clone(),
+            lifetime.clone(),
+            scopes.clone(),
+        );
         let server = HttpServer::start(Arc::new(move |req: Request| {
             if req.path() != "/token" {
                 return Response::new(404);
             }
             if req.header("authorization") != Some(want.as_str()) {
-                return Response::new(401).json(&json!({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}));
+                return Response::new(401).json(
+                    &json!({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}),
+                );
             }
             if req.query("service") != [SERVICE] {
                 return Response::new(400);
