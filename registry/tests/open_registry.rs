@@ -310,3 +310,19 @@ async fn pulls_go_through_mirrors_and_fall_back_to_the_registry() {
     let past_mirror = Client::new(config, CredentialStore::empty()).unwrap();
     image.pull_and_check(&past_mirror, &r).await;
 }
+
+#[test]
+fn the_registry_process_ends_with_its_handle_even_on_panic() {
+    let pid = std::sync::Mutex::new(None);
+    let outcome = std::panic::catch_unwind(|| {
+        let reg = TestRegistry::start(&Setup::Open);
+        *pid.lock().unwrap() = Some(reg.pid());
+        panic!("a failing test");
+    });
+    assert!(outcome.is_err());
+    let pid = pid.lock().unwrap().expect("the registry started");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{pid}")).exists(),
+        "docker-registry {pid} outlived its test"
+    );
+}

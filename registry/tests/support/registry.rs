@@ -126,6 +126,11 @@ impl TestRegistry {
         false
     }
 
+    /// The registry's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     /// `127.0.0.1:<port>`, the registry's name in references.
     pub fn host(&self) -> String {
         self.addr.to_string()
