@@ -14,6 +14,17 @@ use crate::retry::RetryPolicy;
 /// Path of the registry client's JSON config file.
 pub const ENV_REGISTRY_CONFIG: &str = "INLAY_REGISTRY_CONFIG";
 
+/// A PEM bundle of trusted roots, read instead of the system's usual bundle (as `OpenSSL` does).
+pub const ENV_SSL_CERT_FILE: &str = "SSL_CERT_FILE";
+
+/// Where Linux distributions keep the system's trusted roots (Debian/Ubuntu, Fedora/RHEL,
+/// Alpine/macOS-style), tried in order; the first that exists is read.
+pub const SYSTEM_ROOT_BUNDLES: &[&str] = &[
+    "/etc/ssl/certs/ca-certificates.crt",
+    "/etc/pki/tls/certs/ca-bundle.crt",
+    "/etc/ssl/cert.pem",
+];
+
 /// Manifests larger than this are refused unless configured otherwise (hostile servers could
 /// otherwise make the client buffer anything).
 pub const DEFAULT_MAX_MANIFEST_SIZE: u64 = 4 * 1024 * 1024;
@@ -31,6 +42,10 @@ pub struct ClientConfig {
     pub mirrors: BTreeMap<String, Vec<String>>,
     /// PEM files with extra root certificates trusted for https, besides the webpki roots.
     pub ca_files: Vec<PathBuf>,
+    /// Whether the system's root bundle (`$SSL_CERT_FILE`, else the first of
+    /// [`SYSTEM_ROOT_BUNDLES`]) is trusted as well as the built-in webpki roots, so that
+    /// registries behind a corporate CA installed on the machine work.
+    pub system_roots: bool,
     /// The largest manifest (or other small document) read, in bytes.
     pub max_manifest_size: u64,
     /// Blobs up to this size go in one PUT; larger ones in PATCH chunks of this size (raised to
@@ -50,6 +65,7 @@ impl Default for ClientConfig {
             insecure: Vec::new(),
             mirrors: BTreeMap::new(),
             ca_files: Vec::new(),
+            system_roots: true,
             max_manifest_size: DEFAULT_MAX_MANIFEST_SIZE,
             chunk_size: DEFAULT_CHUNK_SIZE,
             concurrency: 8,
@@ -69,6 +85,8 @@ struct ConfigFileJson {
     #[serde(default)]
     ca_files: Vec<PathBuf>,
     #[serde(default)]
+    system_roots: Option<bool>,
+    #[serde(default)]
     max_manifest_size: Option<u64>,
     #[serde(default)]
     chunk_size: Option<u64>,
@@ -84,7 +102,7 @@ impl ClientConfig {
     /// ```json
     /// { "insecure": ["registry.lan:5000"],
     ///   "mirrors": { "docker.io": ["mirror.gcr.io"] },
-    ///   "ca_files": ["/etc/inlay/ca.pem"],
+    ///   "ca_files": ["/etc/inlay/ca.pem"], "system_roots": true,
     ///   "max_manifest_size": 4194304, "chunk_size": 16777216,
     ///   "concurrency": 8, "max_attempts": 6 }
     /// ```
@@ -94,6 +112,18 @@ impl ClientConfig {
             source,
         })?;
         ClientConfig::from_json(path, &bytes)
+    }
+
+    /// The system root bundle to read, if any: `$SSL_CERT_FILE`, else the first existing
+    /// [`SYSTEM_ROOT_BUNDLES`] entry.
+    pub fn system_root_bundle() -> Option<PathBuf> {
+        if let Some(p) = std::env::var_os(ENV_SSL_CERT_FILE) {
+            return Some(PathBuf::from(p));
+        }
+        SYSTEM_ROOT_BUNDLES
+            .iter()
+            .map(PathBuf::from)
+            .find(|p| p.is_file())
     }
 
     /// The file named by `$INLAY_REGISTRY_CONFIG`, or the defaults when it is not set.
@@ -116,6 +146,9 @@ impl ClientConfig {
             ca_files: json.ca_files,
             ..ClientConfig::default()
         };
+        if let Some(v) = json.system_roots {
+            config.system_roots = v;
+        }
         if let Some(v) = json.max_manifest_size {
             config.max_manifest_size = v;
         }

@@ -100,6 +100,24 @@ impl Client {
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120))
             .tcp_nodelay(true);
+        if config.system_roots {
+            if let Some(path) = ClientConfig::system_root_bundle() {
+                // A missing or odd system bundle is not fatal: the webpki roots remain.
+                match std::fs::read(&path)
+                    .ok()
+                    .and_then(|pem| reqwest::Certificate::from_pem_bundle(&pem).ok())
+                {
+                    Some(certs) => {
+                        for cert in certs {
+                            builder = builder.add_root_certificate(cert);
+                        }
+                    }
+                    None => {
+                        tracing::debug!(path = %path.display(), "system root bundle not usable");
+                    }
+                }
+            }
+        }
         for path in &config.ca_files {
             let pem = std::fs::read(path).map_err(|source| RegistryError::Io {
                 path: path.clone(),
