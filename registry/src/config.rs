@@ -4,6 +4,7 @@
 //! named by [`ENV_REGISTRY_CONFIG`] is the default one.
 
 use std::collections::BTreeMap;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -42,6 +43,9 @@ pub struct ClientConfig {
     pub mirrors: BTreeMap<String, Vec<String>>,
     /// PEM files with extra root certificates trusted for https, besides the webpki roots.
     pub ca_files: Vec<PathBuf>,
+    /// Fixed addresses for host names, bypassing DNS (like curl's `--resolve`): air-gapped
+    /// set-ups, split-horizon names, tests. The port still comes from the registry name.
+    pub resolve: BTreeMap<String, IpAddr>,
     /// Whether the system's root bundle (`$SSL_CERT_FILE`, else the first of
     /// [`SYSTEM_ROOT_BUNDLES`]) is trusted as well as the built-in webpki roots, so that
     /// registries behind a corporate CA installed on the machine work.
@@ -66,6 +70,7 @@ impl Default for ClientConfig {
             mirrors: BTreeMap::new(),
             ca_files: Vec::new(),
             system_roots: true,
+            resolve: BTreeMap::new(),
             max_manifest_size: DEFAULT_MAX_MANIFEST_SIZE,
             chunk_size: DEFAULT_CHUNK_SIZE,
             concurrency: 8,
@@ -87,6 +92,8 @@ struct ConfigFileJson {
     #[serde(default)]
     system_roots: Option<bool>,
     #[serde(default)]
+    resolve: BTreeMap<String, IpAddr>,
+    #[serde(default)]
     max_manifest_size: Option<u64>,
     #[serde(default)]
     chunk_size: Option<u64>,
@@ -103,6 +110,7 @@ impl ClientConfig {
     /// { "insecure": ["registry.lan:5000"],
     ///   "mirrors": { "docker.io": ["mirror.gcr.io"] },
     ///   "ca_files": ["/etc/inlay/ca.pem"], "system_roots": true,
+    ///   "resolve": { "registry.lan": "10.0.0.5" },
     ///   "max_manifest_size": 4194304, "chunk_size": 16777216,
     ///   "concurrency": 8, "max_attempts": 6 }
     /// ```
@@ -144,6 +152,7 @@ impl ClientConfig {
             insecure: json.insecure,
             mirrors: json.mirrors,
             ca_files: json.ca_files,
+            resolve: json.resolve,
             ..ClientConfig::default()
         };
         if let Some(v) = json.system_roots {

@@ -100,6 +100,10 @@ impl Client {
             .connect_timeout(Duration::from_secs(30))
             .read_timeout(Duration::from_secs(120))
             .tcp_nodelay(true);
+        for (host, ip) in &config.resolve {
+            // reqwest ignores this port and uses the URL's.
+            builder = builder.resolve(host, std::net::SocketAddr::new(*ip, 0));
+        }
         if config.system_roots {
             if let Some(path) = ClientConfig::system_root_bundle() {
                 // A missing or odd system bundle is not fatal: the webpki roots remain.

@@ -19,7 +19,13 @@ pub enum Setup<'a> {
     Open,
     Basic,
     Token(&'a TokenServer),
+    /// https with a certificate for [`TLS_NAME`] issued by the CA in `ca.crt` of the registry's
+    /// directory.
+    Tls,
 }
+
+/// The host name the TLS set-up's certificate is for.
+pub const TLS_NAME: &str = "registry.inlay.test";
 
 pub struct TestRegistry {
     pub addr: SocketAddr,
@@ -46,6 +52,81 @@ fn write_htpasswd(dir: &Path) -> PathBuf {
     path
 }
 
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl CLI is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA (`ca.crt`) and a server certificate for [`TLS_NAME`] signed by it.
+fn make_tls_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=inlay-test-ca",
+        "-days",
+        "2",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    let subject = format!("/CN={TLS_NAME}");
+    csr.extend([
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.csr",
+        "-subj",
+        subject.as_str(),
+    ]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!("subjectAltName=DNS:{TLS_NAME}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tls.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "tls.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    (dir.join("tls.crt"), dir.join("tls.key"))
+}
+
 impl TestRegistry {
     pub fn start(setup: &Setup<'_>) -> TestRegistry {
         let mut dir = tempfile::tempdir().unwrap();
@@ -55,6 +136,14 @@ impl TestRegistry {
                 "auth:\n  htpasswd:\n    realm: inlay-test\n    path: {}\n",
                 write_htpasswd(dir.path()).display()
             ),
+            Setup::Tls => {
+                let (cert, key) = make_tls_certificate(dir.path());
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                )
+            }
             Setup::Token(server) => format!(
                 "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                 server.realm(),
@@ -116,7 +205,8 @@ impl TestRegistry {
                 if s.write_all(req.as_bytes()).is_ok() {
                     let mut answer = String::new();
                     let _ = s.read_to_string(&mut answer);
-                    if answer.starts_with("HTTP/1.1 200") || answer.starts_with("HTTP/1.1 401") {
+                    // A TLS listener answers plain HTTP with a 400, which also says it is up.
+                    if answer.starts_with("HTTP/1.") {
                         return true;
                     }
                 }
