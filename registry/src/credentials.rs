@@ -194,13 +194,18 @@ impl CredentialStore {
     /// The files Docker and Podman would read: `$REGISTRY_AUTH_FILE`, then
     /// `$DOCKER_CONFIG/config.json` (or `~/.docker/config.json`). Missing files are skipped.
     pub fn from_env() -> Result<CredentialStore> {
+        CredentialStore::from_vars(|name| std::env::var_os(name))
+    }
+
+    /// [`CredentialStore::from_env`] with the environment given as a lookup.
+    fn from_vars(var: impl Fn(&str) -> Option<std::ffi::OsString>) -> Result<CredentialStore> {
         let mut store = CredentialStore::empty();
-        if let Some(path) = std::env::var_os(ENV_REGISTRY_AUTH_FILE) {
+        if let Some(path) = var(ENV_REGISTRY_AUTH_FILE) {
             store = store.with_file_if_exists(Path::new(&path))?;
         }
-        let docker_dir = std::env::var_os(ENV_DOCKER_CONFIG)
+        let docker_dir = var(ENV_DOCKER_CONFIG)
             .map(PathBuf::from)
-            .or_else(|| std::env::var_os("HOME").map(|h| Path::new(&h).join(".docker")));
+            .or_else(|| var("HOME").map(|h| Path::new(&h).join(".docker")));
         if let Some(dir) = docker_dir {
             store = store.with_file_if_exists(&dir.join("config.json"))?;
         }
@@ -369,6 +374,18 @@ mod tests {
         assert!(!format!("{store:?}").contains("hunter2"));
     }
 
+    proptest::proptest! {
+        #[test]
+        fn key_normalisation_never_panics(s in ".*") {
+            let _ = normalize_registry_key(&s);
+        }
+
+        #[test]
+        fn auth_files_never_panic(s in ".*") {
+            let _ = parse_auth_file(Path::new("x"), s.as_bytes());
+        }
+    }
+
     #[test]
     fn keys_normalise() {
         assert_eq!(normalize_registry_key(DOCKER_HUB_AUTH_KEY), "docker.io");
@@ -377,6 +394,42 @@ mod tests {
             normalize_registry_key("http://LocalHost:5000/v2/"),
             "localhost:5000"
         );
+    }
+
+    #[tokio::test]
+    async fn registry_auth_file_comes_before_docker_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let podman = dir.path().join("auth.json");
+        std::fs::write(
+            &podman,
+            r#"{"auths":{"r.example":{"auth":"cG9kOm1hbg=="}}}"#,
+        )
+        .unwrap();
+        let docker = dir.path().join("docker");
+        std::fs::create_dir(&docker).unwrap();
+        std::fs::write(
+            docker.join("config.json"),
+            r#"{"auths":{"r.example":{"auth":"ZG9jazplcg=="},"d.example":{"auth":"ZDpl"}}}"#,
+        )
+        .unwrap();
+        let vars = |name: &str| match name {
+            ENV_REGISTRY_AUTH_FILE => Some(podman.clone().into_os_string()),
+            ENV_DOCKER_CONFIG => Some(docker.clone().into_os_string()),
+            _ => None,
+        };
+        let store = CredentialStore::from_vars(vars).unwrap();
+        assert_eq!(
+            store.get("r.example").await.unwrap(),
+            Some(Credential::basic("pod", "man"))
+        );
+        assert_eq!(
+            store.get("https://d.example/v1/").await.unwrap(),
+            Some(Credential::basic("d", "e"))
+        );
+        assert_eq!(store.get("x.example").await.unwrap(), None);
+        // HOME is the fallback for DOCKER_CONFIG; missing files are skipped.
+        let home = |name: &str| (name == "HOME").then(|| dir.path().as_os_str().to_owned());
+        assert!(CredentialStore::from_vars(home).unwrap().files.is_empty());
     }
 
     #[test]

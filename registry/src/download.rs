@@ -282,6 +282,13 @@ impl Client {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn content_range_parsing_never_panics(s in ".*") {
+            let _ = content_range_start(&s);
+        }
+    }
+
     #[test]
     fn content_range() {
         assert_eq!(content_range_start("bytes 100-199/200"), Some(100));

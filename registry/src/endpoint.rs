@@ -136,6 +136,14 @@ pub fn pull_endpoints(config: &ClientConfig, registry: &str) -> Result<Vec<Endpo
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn host_parsing_never_panics(s in ".*") {
+            let _ = is_loopback(&s);
+            let _ = registry_endpoint(&ClientConfig::default(), &s);
+        }
+    }
+
     #[test]
     fn loopback_hosts() {
         for h in [

@@ -150,6 +150,13 @@ impl Client {
 mod tests {
     use super::*;
 
+    proptest::proptest! {
+        #[test]
+        fn link_parsing_never_panics(s in ".*") {
+            let _ = next_link(&s);
+        }
+    }
+
     #[test]
     fn link_headers() {
         assert_eq!(

@@ -91,3 +91,20 @@ async fn no_credentials_means_no_token() {
     assert!(matches!(err, RegistryError::Token { .. }), "{err}");
     assert!(err.to_string().contains("401"), "{err}");
 }
+
+#[tokio::test]
+async fn identity_tokens_are_exchanged_with_the_refresh_grant() {
+    let tokens = TokenServer::start().await;
+    let reg = TestRegistry::start(&Setup::Token(&tokens));
+    let mut store = CredentialStore::empty();
+    store.insert(
+        &reg.host(),
+        inlay_registry::Credential::IdentityToken(support::token::REFRESH_TOKEN.to_owned()),
+    );
+    let client = Client::new(test_config(), store).unwrap();
+    let image = TestImage::new(23, &[3000], Platform::linux_amd64());
+    let r = reference(&reg.host(), "oauth/app:1");
+    image.push(&client, &r).await;
+    image.pull_and_check(&client, &r).await;
+    assert!(tokens.issued() >= 1);
+}

@@ -22,6 +22,8 @@ use super::registry::{PASSWORD, USER};
 
 pub const SERVICE: &str = "inlay-test-registry";
 pub const ISSUER: &str = "inlay-test-issuer";
+/// The refresh token (`identitytoken`) the server accepts in the `OAuth2` refresh grant.
+pub const REFRESH_TOKEN: &str = "inlay-refresh-token";
 
 pub struct TokenServer {
     server: HttpServer,
@@ -172,15 +174,31 @@ impl TokenServer {
             if req.path() != "/token" {
                 return Response::new(404);
             }
-            if req.header("authorization") != Some(want.as_str()) {
-                return Response::new(401).json(
-                    &json!({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}),
-                );
-            }
-            if req.query("service") != [SERVICE] {
-                return Response::new(400);
-            }
-            let asked = req.query("scope");
+            let asked = if req.method == "POST" {
+                // The OAuth2 refresh-token grant docker uses for `identitytoken`s.
+                let form: Vec<(String, String)> =
+                    url::form_urlencoded::parse(&req.body).into_owned().collect();
+                let field = |k: &str| form.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+                if field("grant_type") != Some("refresh_token")
+                    || field("refresh_token") != Some(REFRESH_TOKEN)
+                {
+                    return Response::new(401);
+                }
+                if field("service") != Some(SERVICE) {
+                    return Response::new(400);
+                }
+                field("scope").map(|s| vec![s.to_owned()]).unwrap_or_default()
+            } else {
+                if req.header("authorization") != Some(want.as_str()) {
+                    return Response::new(401).json(
+                        &json!({"errors": [{"code": "UNAUTHORIZED", "message": "bad credentials"}]}),
+                    );
+                }
+                if req.query("service") != [SERVICE] {
+                    return Response::new(400);
+                }
+                req.query("scope")
+            };
             s.lock().unwrap().extend(asked.iter().cloned());
             let access: Vec<_> = asked
                 .iter()
