@@ -88,6 +88,17 @@ pub async fn push_pull_image_and_index(client: &Client, host: &str, repo: &str) 
 
     amd.pull_and_check(client, &multi).await;
     arm.pull_and_check(client, &multi).await;
+    let err = client
+        .get_manifest_for_platform(&multi, &Platform::new("windows", "amd64", ""))
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            inlay_registry::RegistryError::NoMatchingPlatform { .. }
+        ),
+        "{err}"
+    );
     amd.pull_and_check(client, &amd_ref.with_digest(amd.digest()))
         .await;
 
