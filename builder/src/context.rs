@@ -462,17 +462,8 @@ fn link_targets(root: &Path, relative: &str) -> Result<Vec<String>, ContextError
 /// A relative path cleaned lexically (`.`, `..`, repeated and trailing slashes), never above
 /// the root; the root itself is `""`.
 fn clean_relative(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    parts.join("/")
+    let absolute = inlay_core::gopath::join_root(path);
+    absolute.trim_start_matches('/').to_owned()
 }
 
 #[cfg(test)]
