@@ -124,9 +124,7 @@ pub fn assemble(store: &Store, request: &ImageRequest<'_>) -> Result<AssembledIm
         diff_ids: request.layers.iter().map(|l| l.diff_id.clone()).collect(),
     };
     let json_err = |what| move |source| ImageError::Json { what, source };
-    patch
-        .set("rootfs", &rootfs)
-        .map_err(ImageError::Template)?;
+    patch.set("rootfs", &rootfs).map_err(ImageError::Template)?;
     patch
         .set("history", &history)
         .map_err(ImageError::Template)?;
