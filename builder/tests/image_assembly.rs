@@ -53,12 +53,7 @@ fn history() -> Vec<History> {
     ]
 }
 
-fn request<'a>(
-    layers: &'a [LayerRef],
-    epoch: Option<i64>,
-    now: i64,
-    oci: bool,
-) -> ImageRequest<'a> {
+fn request(layers: &[LayerRef], epoch: Option<i64>, now: i64, oci: bool) -> ImageRequest<'_> {
     ImageRequest {
         layers,
         config_template: TEMPLATE,

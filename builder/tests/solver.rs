@@ -227,67 +227,9 @@ fn builds_an_image_from_a_registry_base_and_rebuilds_it_from_the_cache() {
 
     // The base layer was pulled once, for the first RUN, and announced on that vertex.
     assert_eq!(outcome.pulled, vec![result[0].digest.clone()]);
-    let events = events.lock().unwrap().clone();
-    let pulls: Vec<&ProgressEvent> = events
-        .iter()
-        .filter(|e| matches!(e, ProgressEvent::Pulling { .. }))
-        .collect();
-    assert_eq!(pulls.len(), 1);
-    assert!(
-        matches!(pulls[0], ProgressEvent::Pulling { vertex, .. } if *vertex == sample.first_run)
-    );
-    let pull_at = events
-        .iter()
-        .position(|e| matches!(e, ProgressEvent::Pulling { .. }))
-        .unwrap();
-    let from_done = events
-        .iter()
-        .position(|e| matches!(e, ProgressEvent::Done { vertex, .. } if *vertex == sample.from))
-        .unwrap();
-    let run_started = events
-        .iter()
-        .position(
-            |e| matches!(e, ProgressEvent::Started { vertex, .. } if *vertex == sample.first_run),
-        )
-        .unwrap();
-    assert!(from_done < pull_at && run_started < pull_at);
-    for v in [
-        sample.first_run,
-        sample.copy,
-        sample.workdir,
-        sample.second_run,
-    ] {
-        assert!(
-            events
-                .iter()
-                .any(|e| matches!(e, ProgressEvent::Done { vertex, .. } if *vertex == v))
-        );
-    }
+    check_pull_events(&sample, &events.lock().unwrap());
 
-    // Each new layer holds exactly its step's files.
-    let run1 = extract_layer(&store, &result[1]);
-    assert_eq!(
-        std::fs::read_to_string(run1.path().join("built.txt")).unwrap(),
-        "built\n"
-    );
-    assert!(!run1.path().join("bin/busybox").exists());
-    let copied = extract_layer(&store, &result[2]);
-    assert_eq!(
-        std::fs::read_to_string(copied.path().join("app/hello.txt")).unwrap(),
-        "hello from the context\n"
-    );
-    assert!(!copied.path().join("app/ignored.txt").exists());
-    let workdir = extract_layer(&store, &result[3]);
-    assert!(workdir.path().join("work").is_dir());
-    let run2 = extract_layer(&store, &result[4]);
-    assert_eq!(
-        std::fs::read_to_string(run2.path().join("work/seen.txt")).unwrap(),
-        "hello from the context\n"
-    );
-    assert!(
-        !run2.path().join("proc").exists(),
-        "mount stubs stay out of layers"
-    );
+    check_layer_contents(&store, &result);
 
     // The image lists the layers.
     let template =
@@ -410,4 +352,70 @@ fn two_concurrent_solves_share_one_store() {
         .solve(&request(&a, context.path(), &images, &store))
         .unwrap();
     assert_eq!(again.runtime_runs, 0);
+}
+
+/// Each new layer of the sample holds exactly its step's files.
+fn check_layer_contents(store: &Store, result: &[LayerRef]) {
+    let run1 = extract_layer(store, &result[1]);
+    assert_eq!(
+        std::fs::read_to_string(run1.path().join("built.txt")).unwrap(),
+        "built\n"
+    );
+    assert!(!run1.path().join("bin/busybox").exists());
+    let copied = extract_layer(store, &result[2]);
+    assert_eq!(
+        std::fs::read_to_string(copied.path().join("app/hello.txt")).unwrap(),
+        "hello from the context\n"
+    );
+    assert!(!copied.path().join("app/ignored.txt").exists());
+    let workdir = extract_layer(store, &result[3]);
+    assert!(workdir.path().join("work").is_dir());
+    let run2 = extract_layer(store, &result[4]);
+    assert_eq!(
+        std::fs::read_to_string(run2.path().join("work/seen.txt")).unwrap(),
+        "hello from the context\n"
+    );
+    assert!(
+        !run2.path().join("proc").exists(),
+        "mount stubs stay out of layers"
+    );
+}
+
+/// The base layer was pulled once, for the first RUN, after the FROM was done.
+fn check_pull_events(sample: &Sample, events: &[ProgressEvent]) {
+    let pulls: Vec<&ProgressEvent> = events
+        .iter()
+        .filter(|e| matches!(e, ProgressEvent::Pulling { .. }))
+        .collect();
+    assert_eq!(pulls.len(), 1);
+    assert!(
+        matches!(pulls[0], ProgressEvent::Pulling { vertex, .. } if *vertex == sample.first_run)
+    );
+    let pull_at = events
+        .iter()
+        .position(|e| matches!(e, ProgressEvent::Pulling { .. }))
+        .unwrap();
+    let from_done = events
+        .iter()
+        .position(|e| matches!(e, ProgressEvent::Done { vertex, .. } if *vertex == sample.from))
+        .unwrap();
+    let run_started = events
+        .iter()
+        .position(
+            |e| matches!(e, ProgressEvent::Started { vertex, .. } if *vertex == sample.first_run),
+        )
+        .unwrap();
+    assert!(from_done < pull_at && run_started < pull_at);
+    for v in [
+        sample.first_run,
+        sample.copy,
+        sample.workdir,
+        sample.second_run,
+    ] {
+        assert!(
+            events
+                .iter()
+                .any(|e| matches!(e, ProgressEvent::Done { vertex, .. } if *vertex == v))
+        );
+    }
 }

@@ -251,11 +251,16 @@ fn remove_stub(path: &Path) {
     }
 }
 
+/// Removes a stub directory tree holding only empty directories and empty files (the stubs of
+/// nested mount points); anything the command wrote keeps it in place.
 fn remove_empty_dirs(path: &Path) -> std::io::Result<()> {
     for entry in std::fs::read_dir(path)? {
         let entry = entry?;
-        if entry.file_type()?.is_dir() {
+        let meta = std::fs::symlink_metadata(entry.path())?;
+        if meta.is_dir() {
             remove_empty_dirs(&entry.path())?;
+        } else if meta.is_file() && meta.len() == 0 {
+            std::fs::remove_file(entry.path())?;
         }
     }
     std::fs::remove_dir(path)

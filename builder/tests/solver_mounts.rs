@@ -1,0 +1,230 @@
+//! Exec mounts, merges and `--no-cache` through the solver with real components: cache mounts
+//! persist across builds, secrets and tmpfs never reach a layer, the context binds read-only,
+//! `COPY --link`'s merge concatenates chains. Skips where root, runc, busybox or
+//! docker-registry is missing.
+
+// Test code: a failed unwrap is a failed test.
+#![allow(clippy::unwrap_used)]
+
+mod solve_support;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use inlay_builder::extract::{ExtractOptions, extract};
+use inlay_builder::solver::{
+    Filesystem, LayerRef, LocalCache, SolveRequest, Solver, SolverOptions,
+};
+use inlay_builder::source::{ImageSource, LocalSource, RegistryImages};
+use inlay_builder::store::Store;
+use inlay_core::op::{
+    CacheOpt, ExecMeta, ExecOp, FileAction, FileActionKind, FileMkfile, FileOp, Graph, Input,
+    MergeOp, Mount, MountType, Op, SecretOpt, SourceOp, VertexId,
+};
+
+const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+fn mount(dest: &str, mount_type: MountType, input: i64) -> Mount {
+    Mount {
+        dest: dest.to_owned(),
+        mount_type,
+        input,
+        output: -1,
+        readonly: false,
+        ..Mount::rootfs(input)
+    }
+}
+
+fn exec(graph: &mut Graph, inputs: Vec<Input>, command: &str, mounts: Vec<Mount>) -> VertexId {
+    let mut meta = ExecMeta::shell(command, "/");
+    meta.env = vec![PATH.to_owned()];
+    let mut all = vec![Mount::rootfs(0)];
+    all.extend(mounts);
+    graph.add(
+        Op::Exec(ExecOp {
+            meta,
+            mounts: all,
+            ..ExecOp::default()
+        }),
+        inputs,
+    )
+}
+
+fn layers(fs: &Filesystem) -> Vec<LayerRef> {
+    fs.layers().unwrap().to_vec()
+}
+
+fn files_of(store: &Store, layer: &LayerRef) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    extract(
+        std::io::BufReader::new(store.open_blob(&layer.digest).unwrap()),
+        dir.path(),
+        &ExtractOptions::default(),
+    )
+    .unwrap();
+    dir
+}
+
+struct Setup {
+    _registry: solve_support::TestRegistry,
+    image: String,
+    images: Arc<dyn ImageSource>,
+    _store_dir: tempfile::TempDir,
+    store: Store,
+    context: tempfile::TempDir,
+}
+
+fn setup() -> Setup {
+    let registry = solve_support::TestRegistry::start();
+    let image = solve_support::push_busybox(&registry);
+    let images: Arc<dyn ImageSource> =
+        Arc::new(RegistryImages::new(solve_support::client()).unwrap());
+    let store_dir = tempfile::tempdir().unwrap();
+    let store = Store::open(store_dir.path()).unwrap();
+    let context = tempfile::tempdir().unwrap();
+    std::fs::write(context.path().join("input.txt"), "from the context\n").unwrap();
+    Setup {
+        _registry: registry,
+        image,
+        images,
+        _store_dir: store_dir,
+        store,
+        context,
+    }
+}
+
+fn request<'g>(s: &Setup, graph: &'g Graph, target: VertexId) -> SolveRequest<'g> {
+    let mut r = SolveRequest::new(graph, Input::new(target, 0));
+    r.images = Some(s.images.clone());
+    r.cache = Some(Arc::new(LocalCache::new(s.store.clone())));
+    r.locals = HashMap::from([("context".to_owned(), LocalSource::new(s.context.path()))]);
+    r.secrets = HashMap::from([("token".to_owned(), b"s3cr3t".to_vec())]);
+    r
+}
+
+#[test]
+fn cache_secret_tmpfs_and_bind_mounts() {
+    require_components!();
+    let s = setup();
+    let mut graph = Graph::default();
+    let base = graph.add(Op::Source(SourceOp::image(&s.image)), vec![]);
+    let context = graph.add(Op::Source(SourceOp::local("context")), vec![]);
+    let mut cache = mount("/var/cache/app", MountType::Cache, -1);
+    cache.cache_opt = Some(CacheOpt {
+        id: "app-cache".to_owned(),
+        ..CacheOpt::default()
+    });
+    let mut secret = mount("/run/secrets/token", MountType::Secret, -1);
+    secret.secret_opt = Some(SecretOpt {
+        id: "token".to_owned(),
+        mode: 0o400,
+        ..SecretOpt::default()
+    });
+    let tmpfs = mount("/scratch", MountType::Tmpfs, -1);
+    let mut bind = mount("/ctx", MountType::Bind, 1);
+    bind.readonly = true;
+    let command = "echo run >> /var/cache/app/runs; \
+         cat /run/secrets/token > /seen-secret; \
+         echo tmp > /scratch/file; \
+         cat /ctx/input.txt > /seen-context; \
+         if touch /ctx/write 2>/dev/null; then echo writable > /ctx-state; else echo readonly > /ctx-state; fi";
+    let run = exec(
+        &mut graph,
+        vec![Input::new(base, 0), Input::new(context, 0)],
+        command,
+        vec![cache, secret, tmpfs, bind],
+    );
+    let solver = Solver::new(s.store.clone(), SolverOptions::default());
+    let outcome = solver.solve(&request(&s, &graph, run)).unwrap();
+    let top = files_of(&s.store, layers(&outcome.result).last().unwrap());
+    let root = top.path();
+    assert_eq!(
+        std::fs::read_to_string(root.join("seen-secret")).unwrap(),
+        "s3cr3t"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("seen-context")).unwrap(),
+        "from the context\n"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.join("ctx-state")).unwrap(),
+        "readonly\n"
+    );
+    for absent in ["run/secrets", "scratch", "var/cache/app", "ctx"] {
+        assert!(
+            !root.join(absent).exists(),
+            "{absent} leaked into the layer"
+        );
+    }
+    let cache_dir = s.store.cache_mount_dir("app-cache").unwrap();
+    assert_eq!(
+        std::fs::read_to_string(cache_dir.join("runs")).unwrap(),
+        "run\n"
+    );
+
+    // --no-cache runs it again, and the cache mount keeps what the first run left.
+    let mut again = graph.clone();
+    again.vertex_mut(run).ignore_cache = true;
+    let outcome = solver.solve(&request(&s, &again, run)).unwrap();
+    assert_eq!(outcome.runtime_runs, 1);
+    assert_eq!(
+        std::fs::read_to_string(cache_dir.join("runs")).unwrap(),
+        "run\nrun\n"
+    );
+
+    // A missing secret fails the step.
+    let mut r = request(&s, &again, run);
+    r.secrets.clear();
+    let err = solver.solve(&r).unwrap_err();
+    assert!(format!("{err:?}").contains("MissingSecret"), "{err:?}");
+}
+
+#[test]
+fn merge_concatenates_layer_chains() {
+    require_components!();
+    let s = setup();
+    let mut graph = Graph::default();
+    let base = graph.add(Op::Source(SourceOp::image(&s.image)), vec![]);
+    let scratch = graph.add(Op::Source(SourceOp::scratch()), vec![]);
+    let linked = graph.add(
+        Op::File(FileOp {
+            actions: vec![FileAction {
+                input: 0,
+                secondary_input: -1,
+                output: 0,
+                kind: FileActionKind::Mkfile(FileMkfile {
+                    path: "/linked.txt".into(),
+                    mode: 0o644,
+                    data: b"linked\n".to_vec(),
+                    owner: None,
+                    timestamp: 0,
+                }),
+            }],
+        }),
+        vec![Input::new(scratch, 0)],
+    );
+    let merged = graph.add(
+        Op::Merge(MergeOp { inputs: vec![0, 1] }),
+        vec![Input::new(base, 0), Input::new(linked, 0)],
+    );
+    let check = exec(
+        &mut graph,
+        vec![Input::new(merged, 0)],
+        "cat /linked.txt > /checked",
+        vec![],
+    );
+    let solver = Solver::new(s.store.clone(), SolverOptions::default());
+    let merged_result = solver.solve(&request(&s, &graph, merged)).unwrap();
+    let chain = layers(&merged_result.result);
+    assert_eq!(chain.len(), 2);
+    // The merge itself needed no files: the base was not pulled.
+    assert!(merged_result.pulled.is_empty());
+    let outcome = solver.solve(&request(&s, &graph, check)).unwrap();
+    let all = layers(&outcome.result);
+    assert_eq!(&all[..2], &chain[..]);
+    let top = files_of(&s.store, &all[2]);
+    assert_eq!(
+        std::fs::read_to_string(top.path().join("checked")).unwrap(),
+        "linked\n"
+    );
+}
