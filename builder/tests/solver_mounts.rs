@@ -228,3 +228,55 @@ fn merge_concatenates_layer_chains() {
         "linked\n"
     );
 }
+
+#[test]
+fn independent_steps_run_at_the_same_time() {
+    require_components!();
+    let s = setup();
+    let mut graph = Graph::default();
+    let base = graph.add(Op::Source(SourceOp::image(&s.image)), vec![]);
+    // Each step announces itself in a shared cache mount and waits (bounded) for the other:
+    // both succeed only when they run concurrently.
+    let rendezvous = |me: &str, other: &str| {
+        format!(
+            "touch /meet/{me}; i=0; while [ ! -e /meet/{other} ]; do i=$((i+1)); \
+             if [ $i -gt 600 ]; then echo {other} never came; exit 1; fi; sleep 0.05; done; \
+             echo {me} > /{me}.txt"
+        )
+    };
+    let meet = || {
+        let mut m = mount("/meet", MountType::Cache, -1);
+        m.cache_opt = Some(CacheOpt {
+            id: "rendezvous".to_owned(),
+            ..CacheOpt::default()
+        });
+        m
+    };
+    let a = exec(
+        &mut graph,
+        vec![Input::new(base, 0)],
+        &rendezvous("a", "b"),
+        vec![meet()],
+    );
+    let b = exec(
+        &mut graph,
+        vec![Input::new(base, 0)],
+        &rendezvous("b", "a"),
+        vec![meet()],
+    );
+    let merged = graph.add(
+        Op::Merge(MergeOp { inputs: vec![0, 1] }),
+        vec![Input::new(a, 0), Input::new(b, 0)],
+    );
+    let solver = Solver::new(
+        s.store.clone(),
+        SolverOptions {
+            parallelism: 2,
+            ..SolverOptions::default()
+        },
+    );
+    let outcome = solver.solve(&request(&s, &graph, merged)).unwrap();
+    assert_eq!(outcome.runtime_runs, 2);
+    // base, a's layer, base, b's layer.
+    assert_eq!(layers(&outcome.result).len(), 4);
+}

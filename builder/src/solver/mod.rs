@@ -15,6 +15,44 @@
 //!
 //! Layer blobs are pulled and extracted only when a step that runs needs the files. A result is
 //! a [`Filesystem`]: a chain of [`LayerRef`]s.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use inlay_builder::solver::{LocalCache, SolveRequest, Solver, SolverOptions};
+//! use inlay_builder::store::Store;
+//! use inlay_core::op::{FileAction, FileActionKind, FileMkfile, FileOp, Graph, Input, Op, SourceOp};
+//!
+//! let mut graph = Graph::default();
+//! let scratch = graph.add(Op::Source(SourceOp::scratch()), vec![]);
+//! let file = graph.add(
+//!     Op::File(FileOp {
+//!         actions: vec![FileAction {
+//!             input: 0,
+//!             secondary_input: -1,
+//!             output: 0,
+//!             kind: FileActionKind::Mkfile(FileMkfile {
+//!                 path: "/hello.txt".into(),
+//!                 mode: 0o644,
+//!                 data: b"hello\n".to_vec(),
+//!                 owner: None,
+//!                 timestamp: 0,
+//!             }),
+//!         }],
+//!     }),
+//!     vec![Input::new(scratch, 0)],
+//! );
+//! let dir = tempfile::tempdir()?;
+//! let store = Store::open(dir.path())?;
+//! let solver = Solver::new(store.clone(), SolverOptions::default());
+//! let mut request = SolveRequest::new(&graph, Input::new(file, 0));
+//! request.cache = Some(Arc::new(LocalCache::new(store)));
+//! let first = solver.solve(&request)?;
+//! assert_eq!(first.result.layers().map(<[_]>::len), Some(1));
+//! // The same graph again: served by the store's local cache.
+//! let second = solver.solve(&request)?;
+//! assert_eq!(second.cached, vec![file]);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 mod cache;
 mod exec;
