@@ -210,9 +210,13 @@ fn merge_concatenates_layer_chains() {
     let check = exec(
         &mut graph,
         vec![Input::new(merged, 0)],
-        "cat /linked.txt > /checked",
+        "cat /linked.txt > /checked && pwd > /where",
         vec![],
     );
+    if let Op::Exec(op) = &mut graph.vertex_mut(check).op {
+        // A working directory the rootfs lacks is created for the run.
+        op.meta.cwd = "/made/for/run".to_owned();
+    }
     let solver = Solver::new(s.store.clone(), SolverOptions::default());
     let merged_result = solver.solve(&request(&s, &graph, merged)).unwrap();
     let chain = layers(&merged_result.result);

@@ -149,9 +149,9 @@ pub(crate) fn finish_entry(
     Ok(())
 }
 
-/// `MkdirAll` with fsutil's rules: missing directories are created with `mode`, owned by
+/// `MkdirAll` (a host path) with fsutil's rules: missing directories are created with `mode`, owned by
 /// `owner` (root when none) and timestamped; existing ones are left alone.
-pub(crate) fn mkdir_all(
+pub fn mkdir_all(
     path: &Path,
     mode: u32,
     owner: Option<Owner>,

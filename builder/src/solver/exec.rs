@@ -68,23 +68,7 @@ pub(super) fn run_exec(
         });
     }
 
-    let meta = &exec.meta;
-    let mut spec = RunSpec::new(meta.args.clone());
-    spec.env.clone_from(&meta.env);
-    spec.cwd = if meta.cwd.is_empty() {
-        "/".to_owned()
-    } else {
-        meta.cwd.clone()
-    };
-    spec.user.clone_from(&meta.user);
-    if !meta.hostname.is_empty() {
-        spec.hostname.clone_from(&meta.hostname);
-    }
-    // BuildKit's default network without CNI is the host's; `none` isolates.
-    spec.network = match exec.network {
-        NetMode::None => Network::None,
-        NetMode::Host | NetMode::Unset => Network::Host,
-    };
+    let mut spec = run_spec(ctx, exec, active.rootfs())?;
     spec.mounts = mounts;
     let bundle = work.path().join("bundle");
     let mut observer = |line: &crate::runtime::OutputLine| {
@@ -114,6 +98,52 @@ pub(super) fn run_exec(
     layers.push(layer);
     let output = u32::try_from(root_mount.output).unwrap_or(0);
     Ok((vec![(output, Filesystem::Layers(layers))], bytes))
+}
+
+/// The runtime's spec of an exec (its mounts aside); creates a missing working directory.
+fn run_spec(
+    ctx: &SolveContext<'_, '_>,
+    exec: &ExecOp,
+    rootfs: &Path,
+) -> Result<RunSpec, SolveError> {
+    let meta = &exec.meta;
+    let mut spec = RunSpec::new(meta.args.clone());
+    spec.env.clone_from(&meta.env);
+    // `RUN --mount=type=secret,env=NAME`: the value goes into the process environment only.
+    for secret in &exec.secret_env {
+        match ctx.request.secrets.get(&secret.id) {
+            Some(bytes) => spec.env.push(format!(
+                "{}={}",
+                secret.name,
+                String::from_utf8_lossy(bytes)
+            )),
+            None if secret.optional => {}
+            None => {
+                return Err(SolveError::MissingSecret {
+                    id: secret.id.clone(),
+                });
+            }
+        }
+    }
+    spec.cwd = if meta.cwd.is_empty() {
+        "/".to_owned()
+    } else {
+        meta.cwd.clone()
+    };
+    spec.user.clone_from(&meta.user);
+    // BuildKit's executor creates a missing working directory (0755, root-owned) before the
+    // run; it then belongs to the step's layer.
+    let cwd = crate::fileop::path::root_path(rootfs, &spec.cwd).map_err(|e| io(&spec.cwd, e))?;
+    crate::fileop::mkdir_all(&cwd, 0o755, None, None)?;
+    if !meta.hostname.is_empty() {
+        spec.hostname.clone_from(&meta.hostname);
+    }
+    // BuildKit's default network without CNI is the host's; `none` isolates.
+    spec.network = match exec.network {
+        NetMode::None => Network::None,
+        NetMode::Host | NetMode::Unset => Network::Host,
+    };
+    Ok(spec)
 }
 
 /// The host path to bind at mount `m` (number `n`), or `None` for a mount left out (an
