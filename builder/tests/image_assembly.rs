@@ -154,3 +154,36 @@ fn history_must_describe_the_layers() {
         }
     ));
 }
+
+#[test]
+fn layers_that_change_nothing_are_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let empty_tree = tempfile::tempdir().unwrap();
+    let (info, blob) = write_layer(
+        LayerSource::Tree(empty_tree.path()),
+        Vec::new(),
+        &LayerOptions::default(),
+    )
+    .unwrap();
+    assert_eq!(
+        info.diff_id.as_str(),
+        inlay_builder::image::EMPTY_TAR_DIFF_ID,
+        "an empty tree gives the empty tar"
+    );
+    store.put_blob(&blob, Some(&info.digest)).unwrap();
+    let empty = LayerRef {
+        media_type: info.media_type(true).to_owned(),
+        diff_id: info.diff_id,
+        digest: info.digest,
+        size: info.size,
+        origin: None,
+    };
+    let layers = vec![layer(&store, "base"), empty];
+    let image = assemble(&store, &request(&layers, Some(0), 0, true)).unwrap();
+    let config: ImageConfig = serde_json::from_slice(&image.config).unwrap();
+    assert_eq!(config.rootfs.diff_ids, vec![layers[0].diff_id.clone()]);
+    assert!(config.history[2].empty_layer);
+    let manifest: ImageManifest = serde_json::from_slice(&image.manifest).unwrap();
+    assert_eq!(manifest.layers.len(), 1);
+}

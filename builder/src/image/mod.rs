@@ -101,14 +101,14 @@ pub fn assemble(store: &Store, request: &ImageRequest<'_>) -> Result<AssembledIm
             layers: request.layers.len(),
         });
     }
+    let (layers, history) = drop_empty_layers(request.layers, &request.history);
     let now = timestamp(request.source_date_epoch.unwrap_or(request.build_time))?;
     let epoch = request.source_date_epoch.map(timestamp).transpose()?;
     let mut patch = ConfigPatch::parse(request.config_template).map_err(ImageError::Template)?;
-    let history: Vec<History> = request
-        .history
-        .iter()
+    let history: Vec<History> = history
+        .into_iter()
         .map(|h| {
-            let mut h = h.clone();
+            let mut h = h;
             // With SOURCE_DATE_EPOCH, BuildKit clamps every history time to it; without, steps
             // of this build get the build time.
             match (&epoch, &h.created) {
@@ -121,7 +121,7 @@ pub fn assemble(store: &Store, request: &ImageRequest<'_>) -> Result<AssembledIm
         .collect();
     let rootfs = RootFs {
         kind: "layers".to_owned(),
-        diff_ids: request.layers.iter().map(|l| l.diff_id.clone()).collect(),
+        diff_ids: layers.iter().map(|l| l.diff_id.clone()).collect(),
     };
     let json_err = |what| move |source| ImageError::Json { what, source };
     patch.set("rootfs", &rootfs).map_err(ImageError::Template)?;
@@ -139,8 +139,7 @@ pub fn assemble(store: &Store, request: &ImageRequest<'_>) -> Result<AssembledIm
     };
     let config_descriptor = Descriptor::of_bytes(config_type, &config);
     store.put_blob(&config, Some(&config_descriptor.digest))?;
-    let layers: Vec<serde_json::Value> = request
-        .layers
+    let layers: Vec<serde_json::Value> = layers
         .iter()
         .map(|l| {
             json!({
@@ -169,6 +168,32 @@ pub fn assemble(store: &Store, request: &ImageRequest<'_>) -> Result<AssembledIm
         manifest,
         manifest_descriptor,
     })
+}
+
+/// The diffID of an empty tar archive (two zero blocks): a step that changed nothing.
+pub const EMPTY_TAR_DIFF_ID: &str =
+    "sha256:5f70bf18a086007016e948b04aed3b82103a36bea41755b6cddfaf10ace3c6ef";
+
+/// Leaves out layers that change nothing and marks their history entries `empty_layer`, as
+/// BuildKit's image writer does (`normalizeLayersAndHistory`), so a `RUN true` adds no layer.
+fn drop_empty_layers(layers: &[LayerRef], history: &[History]) -> (Vec<LayerRef>, Vec<History>) {
+    let mut kept = Vec::with_capacity(layers.len());
+    let mut entries = Vec::with_capacity(history.len());
+    let mut next = layers.iter();
+    for entry in history {
+        let mut entry = entry.clone();
+        if !entry.empty_layer {
+            if let Some(layer) = next.next() {
+                if layer.diff_id.as_str() == EMPTY_TAR_DIFF_ID {
+                    entry.empty_layer = true;
+                } else {
+                    kept.push(layer.clone());
+                }
+            }
+        }
+        entries.push(entry);
+    }
+    (kept, entries)
 }
 
 /// A layer's media type in the manifest's family (a pulled Docker layer in an OCI manifest is
