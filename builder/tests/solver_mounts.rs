@@ -18,8 +18,9 @@ use inlay_builder::solver::{
 use inlay_builder::source::{ImageSource, LocalSource, RegistryImages};
 use inlay_builder::store::Store;
 use inlay_core::op::{
-    CacheOpt, ExecMeta, ExecOp, FileAction, FileActionKind, FileMkfile, FileOp, Graph, Input,
-    MergeOp, Mount, MountType, Op, SecretOpt, SourceOp, VertexId,
+    CacheOpt, CacheSharing, ChownOpt, ExecMeta, ExecOp, FileAction, FileActionKind, FileCopy,
+    FileMkfile, FileOp, Graph, Input, MergeOp, Mount, MountType, Op, SecretOpt, SourceOp, UserOpt,
+    VertexId,
 };
 
 const PATH: &str = "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -203,9 +204,29 @@ fn merge_concatenates_layer_chains() {
         }),
         vec![Input::new(scratch, 0)],
     );
+    // `COPY --from=base --chown=app /etc/passwd /from-base/` onto the linked layer: a copy
+    // whose source is a layered input (pulled and mounted as a read-only view).
+    let mut from_base = FileCopy::new("/etc/passwd", "/from-base/");
+    from_base.create_dest_path = true;
+    from_base.follow_symlink = true;
+    from_base.owner = Some(ChownOpt {
+        user: Some(UserOpt::ById(1000)),
+        group: None,
+    });
+    let copied = graph.add(
+        Op::File(FileOp {
+            actions: vec![FileAction {
+                input: 0,
+                secondary_input: 1,
+                output: 0,
+                kind: FileActionKind::Copy(from_base),
+            }],
+        }),
+        vec![Input::new(linked, 0), Input::new(base, 0)],
+    );
     let merged = graph.add(
         Op::Merge(MergeOp { inputs: vec![0, 1] }),
-        vec![Input::new(base, 0), Input::new(linked, 0)],
+        vec![Input::new(base, 0), Input::new(copied, 0)],
     );
     let check = exec(
         &mut graph,
@@ -220,13 +241,24 @@ fn merge_concatenates_layer_chains() {
     let solver = Solver::new(s.store.clone(), SolverOptions::default());
     let merged_result = solver.solve(&request(&s, &graph, merged)).unwrap();
     let chain = layers(&merged_result.result);
-    assert_eq!(chain.len(), 2);
-    // The merge itself needed no files: the base was not pulled.
-    assert!(merged_result.pulled.is_empty());
+    assert_eq!(chain.len(), 3, "base + (linked file + copied file)");
+    // Only the copy needed the base's files.
+    assert_eq!(merged_result.pulled, vec![chain[0].digest.clone()]);
+    let copied_layer = files_of(&s.store, &chain[2]);
+    let passwd = copied_layer.path().join("from-base/passwd");
+    assert!(
+        std::fs::read_to_string(&passwd)
+            .unwrap()
+            .contains("app:x:1000")
+    );
+    assert_eq!(
+        std::os::unix::fs::MetadataExt::uid(&std::fs::metadata(&passwd).unwrap()),
+        1000
+    );
     let outcome = solver.solve(&request(&s, &graph, check)).unwrap();
     let all = layers(&outcome.result);
-    assert_eq!(&all[..2], &chain[..]);
-    let top = files_of(&s.store, &all[2]);
+    assert_eq!(&all[..3], &chain[..]);
+    let top = files_of(&s.store, &all[3]);
     assert_eq!(
         std::fs::read_to_string(top.path().join("checked")).unwrap(),
         "linked\n"
@@ -283,4 +315,55 @@ fn independent_steps_run_at_the_same_time() {
     assert_eq!(outcome.runtime_runs, 2);
     // base, a's layer, base, b's layer.
     assert_eq!(layers(&outcome.result).len(), 4);
+}
+
+#[test]
+fn locked_cache_mounts_admit_one_step_at_a_time() {
+    require_components!();
+    let s = setup();
+    let mut graph = Graph::default();
+    let base = graph.add(Op::Source(SourceOp::image(&s.image)), vec![]);
+    let locked = || {
+        let mut m = mount("/c", MountType::Cache, -1);
+        m.cache_opt = Some(CacheOpt {
+            id: "locked".to_owned(),
+            sharing: CacheSharing::Locked,
+        });
+        m
+    };
+    let critical = |me: &str| {
+        format!(
+            "if [ -e /c/busy ]; then echo clash; exit 1; fi; touch /c/busy; \
+             echo {me} >> /c/log; sleep 0.3; rm /c/busy"
+        )
+    };
+    let a = exec(
+        &mut graph,
+        vec![Input::new(base, 0)],
+        &critical("a"),
+        vec![locked()],
+    );
+    let b = exec(
+        &mut graph,
+        vec![Input::new(base, 0)],
+        &critical("b"),
+        vec![locked()],
+    );
+    let merged = graph.add(
+        Op::Merge(MergeOp { inputs: vec![0, 1] }),
+        vec![Input::new(a, 0), Input::new(b, 0)],
+    );
+    let solver = Solver::new(
+        s.store.clone(),
+        SolverOptions {
+            parallelism: 2,
+            ..SolverOptions::default()
+        },
+    );
+    solver.solve(&request(&s, &graph, merged)).unwrap();
+    let log =
+        std::fs::read_to_string(s.store.cache_mount_dir("locked").unwrap().join("log")).unwrap();
+    let mut lines: Vec<&str> = log.lines().collect();
+    lines.sort_unstable();
+    assert_eq!(lines, vec!["a", "b"]);
 }

@@ -4,7 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 
-use inlay_core::op::{ExecOp, MountType, NetMode, VertexId};
+use inlay_core::op::{CacheSharing, ExecOp, MountType, NetMode, VertexId};
+use rustix::fs::FlockOperation;
 
 use super::{Filesystem, SolveContext, SolveError};
 use crate::fileop::path::root_path_nofollow;
@@ -45,14 +46,14 @@ pub(super) fn run_exec(
     let active = snapshot::prepare(&lowers, &root_work, ctx.options.snapshot_mode)?;
 
     // Views of other inputs stay mounted until the command is done.
-    let mut views: Vec<ActiveSnapshot> = Vec::new();
+    let mut held = Held::default();
     let mut mounts = Vec::new();
     let mut stubs = Vec::new();
     for (n, m) in exec.mounts.iter().enumerate() {
         if m.dest == "/" {
             continue;
         }
-        let Some(source) = mount_source(ctx, v, m, n, inputs, work.path(), &mut views)? else {
+        let Some(source) = mount_source(ctx, v, m, n, inputs, work.path(), &mut held)? else {
             continue;
         };
         // A mount point the rootfs lacks is created by the runtime; remember it so that the
@@ -86,7 +87,7 @@ pub(super) fn run_exec(
         .options
         .runtime
         .run(active.rootfs(), &spec, &bundle, &mut observer);
-    drop(views);
+    drop(held);
     for stub in stubs.iter().rev() {
         remove_stub(stub);
     }
@@ -155,7 +156,7 @@ fn mount_source(
     n: usize,
     inputs: &[Filesystem],
     work: &Path,
-    views: &mut Vec<ActiveSnapshot>,
+    held: &mut Held,
 ) -> Result<Option<PathBuf>, SolveError> {
     let source: PathBuf = match m.mount_type {
         MountType::Bind => {
@@ -168,7 +169,7 @@ fn mount_source(
                     std::fs::create_dir(&dir).map_err(|e| io(&dir, e))?;
                     let view = snapshot::prepare(&lowers, &dir, ctx.options.snapshot_mode)?;
                     let root = view.rootfs().to_path_buf();
-                    views.push(view);
+                    held.views.push(view);
                     root
                 }
                 None => {
@@ -180,13 +181,13 @@ fn mount_source(
             crate::fileop::path::root_path(&root, &m.selector).map_err(|e| io(&root, e))?
         }
         MountType::Cache => {
-            let id = m
-                .cache_opt
-                .as_ref()
-                .map(|c| c.id.clone())
-                .filter(|id| !id.is_empty())
-                .unwrap_or_else(|| m.dest.clone());
-            ctx.store.cache_mount_dir(&id)?
+            let opt = m.cache_opt.clone().unwrap_or_default();
+            let id = if opt.id.is_empty() {
+                m.dest.clone()
+            } else {
+                opt.id.clone()
+            };
+            cache_mount(ctx, &id, opt.sharing, work, n, held)?
         }
         MountType::Tmpfs => {
             // A fresh scratch directory stands in for the tmpfs: empty at start, discarded
@@ -227,6 +228,57 @@ fn mount_source(
         }
     };
     Ok(Some(source))
+}
+
+/// What stays held while the command runs: views of other inputs, cache-mount locks.
+#[derive(Default)]
+struct Held {
+    views: Vec<ActiveSnapshot>,
+    locks: Vec<std::fs::File>,
+}
+
+/// The directory of cache mount `id` with BuildKit's sharing modes: `shared` as it is,
+/// `locked` after waiting for the other users, `private` the shared directory when no one else
+/// uses it, else a fresh empty one for this run only.
+fn cache_mount(
+    ctx: &SolveContext<'_, '_>,
+    id: &str,
+    sharing: CacheSharing,
+    work: &Path,
+    n: usize,
+    held: &mut Held,
+) -> Result<PathBuf, SolveError> {
+    let dir = ctx.store.cache_mount_dir(id)?;
+    if sharing == CacheSharing::Shared {
+        return Ok(dir);
+    }
+    let lock_path = ctx.store.root().join("locks").join(format!(
+        "cache-mount-{}.lock",
+        inlay_core::Digest::sha256_of(id.as_bytes()).hex()
+    ));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| io(&lock_path, e))?;
+    let exclusive = if sharing == CacheSharing::Locked {
+        FlockOperation::LockExclusive
+    } else {
+        FlockOperation::NonBlockingLockExclusive
+    };
+    match rustix::fs::flock(&file, exclusive) {
+        Ok(()) => {
+            held.locks.push(file);
+            Ok(dir)
+        }
+        Err(rustix::io::Errno::WOULDBLOCK) => {
+            let private = work.join(format!("cache-{n}"));
+            std::fs::create_dir(&private).map_err(|e| io(&private, e))?;
+            Ok(private)
+        }
+        Err(e) => Err(io(&lock_path, e.into())),
+    }
 }
 
 /// The layers of input `index` (-1: scratch).
