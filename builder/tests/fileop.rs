@@ -334,3 +334,40 @@ fn mkdir_mkfile_rm_and_symlink() {
     .unwrap();
     assert!(!root.join("w/script.sh").exists());
 }
+
+#[test]
+fn octal_chmod_strings_and_refused_options() {
+    let (src, dest) = trees();
+    let mut c = copy_action("/a.txt", "/chmodded");
+    c.mode_str = "750".into();
+    run(c, src.path(), dest.path()).unwrap();
+    let meta = std::fs::metadata(dest.path().join("chmodded")).unwrap();
+    assert_eq!(meta.permissions().mode() & 0o7777, 0o750);
+    let mut symbolic = copy_action("/a.txt", "/x");
+    symbolic.mode_str = "u+x".into();
+    assert!(matches!(
+        run(symbolic, src.path(), dest.path()).unwrap_err(),
+        FileOpError::Unsupported { .. }
+    ));
+    let mut excluding = copy_action("/dir", "/y");
+    excluding.exclude_patterns = vec!["*.tmp".into()];
+    assert!(matches!(
+        run(excluding, src.path(), dest.path()).unwrap_err(),
+        FileOpError::Unsupported { .. }
+    ));
+}
+
+#[test]
+fn replacing_copies_clear_what_is_in_the_way() {
+    let (src, dest) = trees();
+    // `dir/one` is a file in the source but a non-empty directory in the destination.
+    write(dest.path(), "target/one/old", "in the way");
+    let mut plain = copy_action("/dir", "/target");
+    plain.dir_copy_contents = true;
+    assert!(run(plain, src.path(), dest.path()).is_err());
+    let mut c = copy_action("/dir", "/target");
+    c.dir_copy_contents = true;
+    c.always_replace_existing_dest_paths = true;
+    run(c, src.path(), dest.path()).unwrap();
+    assert_eq!(read(dest.path(), "target/one"), "1");
+}

@@ -32,10 +32,35 @@ struct CopyOptions {
     time: Option<(i64, u32)>,
     dir_contents: bool,
     follow: bool,
+    replace: bool,
+}
+
+/// The permission bits a copy sets: `mode` (-1: keep) or an octal `mode_str` (`--chmod=750`
+/// in newer BuildKit); symbolic modes (`u+x`) are not implemented.
+fn copy_mode(c: &FileCopy) -> Result<Option<u32>, FileOpError> {
+    if !c.mode_str.is_empty() {
+        return u32::from_str_radix(&c.mode_str, 8)
+            .map(|m| Some(m & 0o7777))
+            .map_err(|_| FileOpError::Unsupported {
+                what: "symbolic --chmod",
+            });
+    }
+    Ok(u32::try_from(c.mode).ok().map(|m| m & 0o7777))
 }
 
 /// Runs one copy action from `src_root` into `dest_root`.
 pub fn copy(c: &FileCopy, src_root: &Path, dest_root: &Path) -> Result<(), FileOpError> {
+    // Refuse rather than ignore what would change the copied set.
+    if !c.include_patterns.is_empty() || !c.exclude_patterns.is_empty() {
+        return Err(FileOpError::Unsupported {
+            what: "include/exclude patterns (COPY --parents/--exclude)",
+        });
+    }
+    if !c.required_paths.is_empty() {
+        return Err(FileOpError::Unsupported {
+            what: "required paths (COPY --parents)",
+        });
+    }
     let src_path = clean(&c.src);
     let dest_path = clean(&c.dest);
     if !c.create_dest_path {
@@ -51,10 +76,11 @@ pub fn copy(c: &FileCopy, src_root: &Path, dest_root: &Path) -> Result<(), FileO
     }
     let options = CopyOptions {
         owner: resolve_owner(dest_root, c.owner.as_ref())?,
-        mode: u32::try_from(c.mode).ok().map(|m| m & 0o7777),
+        mode: copy_mode(c)?,
         time: timestamp(c.timestamp),
         dir_contents: c.dir_copy_contents,
         follow: c.follow_symlink,
+        replace: c.always_replace_existing_dest_paths,
     };
     let sources: Vec<String> = if c.allow_wildcard && contains_wildcards(&src_path) {
         let found = resolve_wildcards(src_root, &src_path, c.follow_symlink)?;
@@ -215,6 +241,11 @@ fn copy_entry(
     if ft.is_dir() {
         let created = match std::fs::symlink_metadata(dst) {
             Ok(m) if m.is_dir() => false,
+            Ok(_) if options.replace => {
+                std::fs::remove_file(dst).map_err(|e| FileOpError::io(name(), e))?;
+                std::fs::create_dir(dst).map_err(|e| FileOpError::io(name(), e))?;
+                true
+            }
             Ok(_) => {
                 return Err(FileOpError::NotADirectory {
                     src: src.display().to_string(),
@@ -250,6 +281,10 @@ fn copy_entry(
     }
     // A file or link replaces whatever is there (an empty directory included, as os.Remove does).
     match std::fs::symlink_metadata(dst) {
+        // `COPY --link` semantics replace a directory in the way whole.
+        Ok(m) if m.is_dir() && options.replace => {
+            std::fs::remove_dir_all(dst).map_err(|e| FileOpError::io(name(), e))?;
+        }
         Ok(m) if m.is_dir() => std::fs::remove_dir(dst).map_err(|e| FileOpError::io(name(), e))?,
         Ok(_) => std::fs::remove_file(dst).map_err(|e| FileOpError::io(name(), e))?,
         Err(_) => {}

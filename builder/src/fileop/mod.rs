@@ -72,6 +72,12 @@ pub enum FileOpError {
         /// The destination.
         dest: String,
     },
+    /// The action uses a feature inlay does not implement.
+    #[error("unsupported copy option: {what}")]
+    Unsupported {
+        /// Which option.
+        what: &'static str,
+    },
     /// An archive could not be unpacked.
     #[error("unpacking {path}: {reason}")]
     Unpack {
