@@ -371,3 +371,20 @@ fn replacing_copies_clear_what_is_in_the_way() {
     run(c, src.path(), dest.path()).unwrap();
     assert_eq!(read(dest.path(), "target/one"), "1");
 }
+
+#[test]
+fn hard_links_inside_a_copied_tree_stay_linked() {
+    let (src, dest) = trees();
+    std::fs::hard_link(
+        src.path().join("dir/one"),
+        src.path().join("dir/sub/one-again"),
+    )
+    .unwrap();
+    let mut c = copy_action("/dir", "/linked");
+    c.dir_copy_contents = true;
+    run(c, src.path(), dest.path()).unwrap();
+    let a = std::fs::metadata(dest.path().join("linked/one")).unwrap();
+    let b = std::fs::metadata(dest.path().join("linked/sub/one-again")).unwrap();
+    assert_eq!(a.ino(), b.ino());
+    assert_eq!(a.nlink(), 2);
+}

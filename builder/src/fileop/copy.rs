@@ -13,6 +13,7 @@
 //! * `followSymlink` follows a symlink named as the source; symlinks inside copied directories
 //!   are copied as links.
 
+use std::collections::HashMap;
 use std::io::Read;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -226,15 +227,25 @@ fn copy_one(
             .map_or_else(|| target.clone(), Path::to_path_buf)
     };
     mkdir_all(&parent, 0o755, options.owner, options.time)?;
-    copy_entry(&src_abs, &src_meta, &target, options, false)
+    copy_entry(
+        &src_abs,
+        &src_meta,
+        &target,
+        options,
+        false,
+        &mut HashMap::new(),
+    )
 }
 
+/// Copies one entry (recursively); `links` remembers where files with several links went, so
+/// that hard links inside a copied tree stay hard links (fsutil does the same).
 fn copy_entry(
     src: &Path,
     meta: &std::fs::Metadata,
     dst: &Path,
     options: &CopyOptions,
     overwrite_metadata: bool,
+    links: &mut HashMap<(u64, u64), PathBuf>,
 ) -> Result<(), FileOpError> {
     let name = || dst.display().to_string();
     let ft = meta.file_type();
@@ -272,6 +283,7 @@ fn copy_entry(
                 &dst.join(entry.file_name()),
                 options,
                 true,
+                links,
             )?;
         }
         if created || overwrite_metadata {
@@ -296,6 +308,13 @@ fn copy_entry(
         return copy_metadata(src, meta, dst, options, true);
     }
     if ft.is_file() {
+        if meta.nlink() > 1 {
+            if let Some(first) = links.get(&(meta.dev(), meta.ino())) {
+                std::fs::hard_link(first, dst).map_err(|e| FileOpError::io(name(), e))?;
+                return Ok(());
+            }
+            links.insert((meta.dev(), meta.ino()), dst.to_path_buf());
+        }
         std::fs::copy(src, dst).map_err(|e| FileOpError::io(name(), e))?;
         return copy_metadata(src, meta, dst, options, false);
     }
