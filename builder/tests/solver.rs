@@ -224,6 +224,8 @@ fn builds_an_image_from_a_registry_base_and_rebuilds_it_from_the_cache() {
     assert!(outcome.cached.is_empty());
     let result = layers(&outcome);
     assert_eq!(result.len(), 5, "base + RUN + COPY + WORKDIR + RUN");
+    assert_eq!(outcome.results[&Input::new(sample.copy, 0)], result[..3]);
+    assert!(outcome.keys.contains_key(&Input::new(sample.second_run, 0)));
 
     // The base layer was pulled once, for the first RUN, and announced on that vertex.
     assert_eq!(outcome.pulled, vec![result[0].digest.clone()]);

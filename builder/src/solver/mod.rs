@@ -246,6 +246,9 @@ pub struct SolveOutcome {
     pub pulled: Vec<Digest>,
     /// Images resolved, by source vertex.
     pub images: BTreeMap<VertexId, ResolvedImage>,
+    /// The layer chain of every vertex output computed or found (local directories left out),
+    /// for exporters that map keys to layers (the inline cache).
+    pub results: BTreeMap<Input, Vec<LayerRef>>,
     /// The local key of every keyed vertex output.
     pub keys: BTreeMap<Input, Digest>,
     /// The BuildKit keys formed.
@@ -351,7 +354,13 @@ impl Solver {
                 local_keys.insert(*input, d);
             }
         }
+        let layer_results = results
+            .iter()
+            .chain(std::iter::once((&request.target, &result)))
+            .filter_map(|(input, fs)| fs.layers().map(|l| (*input, l.to_vec())))
+            .collect();
         Ok(SolveOutcome {
+            results: layer_results,
             result,
             executed,
             cached,
