@@ -24,3 +24,4 @@
 //! ```
 
 pub mod context;
+pub mod plan;
