@@ -211,6 +211,49 @@ pub fn plan_keys(input: &PlanInput) -> Result<KeyPlan, PlanError> {
     let platform = target_platform(input);
     let hash_profile = content_profile(input.profile);
 
+    let (content, pending) = content_keys(input, &lowered, &platform, hash_profile)?;
+
+    let mut solver = KeySolver::new(&lowered.graph, input.profile, platform);
+    let none = Vec::new();
+    for vertex in lowered.graph.ancestors(lowered.target.vertex) {
+        let facts = lowered.facts.get(&vertex).cloned().unwrap_or_default();
+        solver.add_vertex(vertex, &facts, content.get(&vertex).unwrap_or(&none))?;
+    }
+    let keys = solver.into_keys();
+    let final_key = keys.keys_of(lowered.target).first().copied();
+    let steps = lowered
+        .steps
+        .iter()
+        .map(|s| StepKeys {
+            description: s.description.clone(),
+            output: s.output,
+            records: keys
+                .keys_of(s.output)
+                .iter()
+                .filter_map(|k| keys.node(*k).record.stable().cloned())
+                .collect(),
+        })
+        .collect();
+    Ok(KeyPlan {
+        profile: input.profile,
+        lowered,
+        keys,
+        final_key,
+        steps,
+        pending,
+    })
+}
+
+/// Content keys by consumer vertex and graph input, computed over the selectors the op's
+/// CacheMap names for that input (spec section 5.4), and those that wait for a built tree.
+type ContentKeys = (HashMap<VertexId, Vec<(usize, Digest)>>, Vec<PendingContent>);
+
+fn content_keys(
+    input: &PlanInput,
+    lowered: &Lowered,
+    platform: &Platform,
+    hash_profile: Profile,
+) -> Result<ContentKeys, PlanError> {
     let context_tree = match lowered.context {
         Some(_)
             if lowered
@@ -218,7 +261,7 @@ pub fn plan_keys(input: &PlanInput) -> Result<KeyPlan, PlanError> {
                 .iter()
                 .any(|u| u.origin == ContentOrigin::Context) =>
         {
-            Some(hash_context(input, &lowered, hash_profile)?)
+            Some(hash_context(input, lowered, hash_profile)?)
         }
         _ => None,
     };
@@ -237,7 +280,7 @@ pub fn plan_keys(input: &PlanInput) -> Result<KeyPlan, PlanError> {
             &lowered.graph,
             usage.vertex,
             input.profile,
-            &platform,
+            platform,
             &facts,
         )?;
         let Some(selectors) = map.inputs.get(usage.input).and_then(|k| k.content.clone()) else {
@@ -283,35 +326,7 @@ pub fn plan_keys(input: &PlanInput) -> Result<KeyPlan, PlanError> {
             .push((usage.input, key));
     }
 
-    let mut solver = KeySolver::new(&lowered.graph, input.profile, platform);
-    let none = Vec::new();
-    for vertex in lowered.graph.ancestors(lowered.target.vertex) {
-        let facts = lowered.facts.get(&vertex).cloned().unwrap_or_default();
-        solver.add_vertex(vertex, &facts, content.get(&vertex).unwrap_or(&none))?;
-    }
-    let keys = solver.into_keys();
-    let final_key = keys.keys_of(lowered.target).first().copied();
-    let steps = lowered
-        .steps
-        .iter()
-        .map(|s| StepKeys {
-            description: s.description.clone(),
-            output: s.output,
-            records: keys
-                .keys_of(s.output)
-                .iter()
-                .filter_map(|k| keys.node(*k).record.stable().cloned())
-                .collect(),
-        })
-        .collect();
-    Ok(KeyPlan {
-        profile: input.profile,
-        lowered,
-        keys,
-        final_key,
-        steps,
-        pending,
-    })
+    Ok((content, pending))
 }
 
 fn target_platform(input: &PlanInput) -> Platform {

@@ -1,6 +1,8 @@
 //! `COPY`, `ADD` and `WORKDIR`: BuildKit's `dispatchCopy` and `dispatchWorkdir` with the LLB
 //! client's file-op marshalling (spec sections 5.6 and 8c).
 
+use std::fmt::Write as _;
+
 use std::collections::BTreeMap;
 
 use inlay_core::op::{
@@ -158,7 +160,7 @@ impl Lowering<'_> {
             exclude: &copy.exclude,
             unpack: None,
         };
-        self.copy_files(st, &copy.files, source, origin, &flags, located)
+        self.copy_files(st, &copy.files, source, &origin, &flags, located)
     }
 
     pub(crate) fn lower_add(
@@ -190,7 +192,7 @@ impl Lowering<'_> {
             st,
             &add.files,
             source,
-            ContentOrigin::Context,
+            &ContentOrigin::Context,
             &flags,
             located,
         )
@@ -202,7 +204,7 @@ impl Lowering<'_> {
         st: &mut StageState,
         files: &SourcesAndDest,
         source: Input,
-        origin: ContentOrigin,
+        origin: &ContentOrigin,
         flags: &CopyFlags<'_>,
         located: &Located,
     ) -> Result<(), LowerError> {
@@ -236,10 +238,10 @@ impl Lowering<'_> {
 
         let mut message = String::from(verb);
         if current && !flags.chown.is_empty() {
-            message.push_str(&format!(" --chown={}", flags.chown));
+            let _ = write!(message, " --chown={}", flags.chown);
         }
         if current && !flags.chmod.is_empty() {
-            message.push_str(&format!(" --chmod={}", flags.chmod));
+            let _ = write!(message, " --chmod={}", flags.chmod);
         }
 
         let link = current && flags.link && flags.chmod.is_empty();
@@ -249,7 +251,7 @@ impl Lowering<'_> {
         let mut copies: Vec<(FileCopy, Input)> = Vec::new();
         let from_context = matches!(origin, ContentOrigin::Context);
         for src in &files.source_paths {
-            message.push_str(&format!(" {src}"));
+            let _ = write!(message, " {src}");
             let mut c = FileCopy::new(&paths::clean(&format!("/{src}")), &dest);
             c.owner.clone_from(&owner);
             match &chmod {
@@ -273,7 +275,7 @@ impl Lowering<'_> {
             }
         }
         for content in &files.source_contents {
-            message.push_str(&format!(" <<{}", content.path));
+            let _ = write!(message, " <<{}", content.path);
             let path = paths::llb_normalize("", &content.path, false);
             let file = self.inline_file(&path, 0o644, content.data.as_bytes(), &st.platform);
             let mut c = FileCopy::new(&paths::clean(&content.path), &dest);
@@ -294,7 +296,7 @@ impl Lowering<'_> {
                 },
             ));
         }
-        message.push_str(&format!(" {}", files.dest));
+        let _ = write!(message, " {}", files.dest);
 
         // Inputs: the base first, then each copy source once, in action order.
         let mut secondary: Vec<i64> = Vec::with_capacity(copies.len());
@@ -367,6 +369,7 @@ impl Lowering<'_> {
         Ok(())
     }
 
+    #[allow(clippy::unnecessary_wraps)] // every instruction lowers through one signature
     pub(crate) fn lower_workdir(
         &mut self,
         st: &mut StageState,

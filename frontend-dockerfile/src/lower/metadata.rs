@@ -1,6 +1,8 @@
 //! Instruction dispatch, and the instructions that only change the image config and history
 //! (BuildKit's `dispatchEnv`, `dispatchArg`, `dispatchLabel`, `dispatchCmd`, ...).
 
+use std::fmt::Write as _;
+
 use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
@@ -35,6 +37,7 @@ fn go_list(items: &[String]) -> String {
 
 impl Lowering<'_> {
     /// Expands an instruction in the stage's env and lowers it.
+    #[allow(clippy::too_many_lines)] // one arm per instruction, as BuildKit's dispatch
     pub(crate) fn dispatch(
         &mut self,
         st: &mut StageState,
@@ -63,7 +66,7 @@ impl Lowering<'_> {
             Instruction::Env(pairs) => {
                 let mut message = String::from("ENV");
                 for kv in pairs {
-                    message.push_str(&format!(" {}={}", kv.key, kv.value));
+                    let _ = write!(message, " {}={}", kv.key, kv.value);
                     st.add_env(&kv.key, &kv.value);
                     let env = st.config().env.get_or_insert_with(Vec::new);
                     set_image_env(env, &kv.key, &kv.value);
@@ -76,7 +79,7 @@ impl Lowering<'_> {
                 let labels = st.config().labels.get_or_insert_with(BTreeMap::new);
                 for kv in pairs {
                     labels.insert(kv.key.clone(), kv.value.clone());
-                    message.push_str(&format!(" {}={}", kv.key, kv.value));
+                    let _ = write!(message, " {}={}", kv.key, kv.value);
                 }
                 st.history(message, false, false);
             }
@@ -98,7 +101,7 @@ impl Lowering<'_> {
                 }
             }
             Instruction::Cmd(command) => {
-                let args = self.command_args(st, command);
+                let args = Self::command_args(st, command);
                 st.config().cmd = Some(args.clone());
                 if self.options.current() {
                     st.config()
@@ -109,7 +112,7 @@ impl Lowering<'_> {
                 st.history(format!("CMD {}", quote_list(&args)), false, false);
             }
             Instruction::Entrypoint(command) => {
-                let args = self.command_args(st, command);
+                let args = Self::command_args(st, command);
                 st.config().entrypoint = Some(args.clone());
                 if !st.cmd_set {
                     st.config().cmd = None;
@@ -169,7 +172,7 @@ impl Lowering<'_> {
         Ok(())
     }
 
-    fn command_args(&self, st: &StageState, command: &CommandLine) -> Vec<String> {
+    fn command_args(st: &StageState, command: &CommandLine) -> Vec<String> {
         if command.prepend_shell {
             with_shell(st, &command.args)
         } else {
@@ -272,12 +275,11 @@ impl Lowering<'_> {
 fn port_specs(word: &str) -> Option<Vec<String>> {
     let (rest, proto) = word.rsplit_once('/').unwrap_or((word, "tcp"));
     let port = rest.rsplit(':').next().unwrap_or(rest);
-    let (start, end) = match port.split_once('-') {
-        Some((a, b)) => (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?),
-        None => {
-            let p = port.parse::<u32>().ok()?;
-            (p, p)
-        }
+    let (start, end) = if let Some((a, b)) = port.split_once('-') {
+        (a.parse::<u32>().ok()?, b.parse::<u32>().ok()?)
+    } else {
+        let p = port.parse::<u32>().ok()?;
+        (p, p)
     };
     if end < start || end > 65535 {
         return None;
@@ -335,16 +337,16 @@ fn go_duration(ns: i64) -> String {
     let (h, m, s) = (secs / 3600, (secs % 3600) / 60, secs % 60);
     let mut out = String::new();
     if h > 0 {
-        out.push_str(&format!("{h}h"));
+        let _ = write!(out, "{h}h");
     }
     if h > 0 || m > 0 {
-        out.push_str(&format!("{m}m"));
+        let _ = write!(out, "{m}m");
     }
     if frac == 0 {
-        out.push_str(&format!("{s}s"));
+        let _ = write!(out, "{s}s");
     } else {
         let f = format!("{frac:09}");
-        out.push_str(&format!("{s}.{}s", f.trim_end_matches('0')));
+        let _ = write!(out, "{s}.{}s", f.trim_end_matches('0'));
     }
     out
 }

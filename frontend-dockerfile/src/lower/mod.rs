@@ -186,8 +186,8 @@ pub struct Lowered {
     pub graph: Graph,
     /// The target stage's final state (for `FROM scratch` with nothing else, a scratch source).
     pub target: Input,
-    /// The target's image config: `config` (Env, Cmd, Entrypoint, WorkingDir, User, Labels,
-    /// ExposedPorts, Volumes, StopSignal, Healthcheck, OnBuild, Shell), the base image's
+    /// The target's image config: `config` (`Env`, `Cmd`, `Entrypoint`, `WorkingDir`, `User`,
+    /// `Labels`, `ExposedPorts`, `Volumes`, `StopSignal`, `Healthcheck`, `OnBuild`, `Shell`), the base image's
     /// history followed by one entry per step (no `created` times), `rootfs` of the base only.
     pub image: ImageConfig,
     /// Every op-producing step of the stages built, in graph order.

@@ -2,6 +2,8 @@
 //! and the LLB client's exec marshalling (mounts sorted by destination, inputs de-duplicated,
 //! outputs numbered; spec section 5.5).
 
+use std::fmt::Write as _;
+
 use std::collections::BTreeMap;
 
 use inlay_core::op::{
@@ -147,14 +149,14 @@ impl Lowering<'_> {
                         &st.platform,
                     );
                     let mut mount = PendingMount::new("/dev/pipes/".to_owned(), Some(file));
-                    mount.selector = "/".to_owned();
+                    "/".clone_into(&mut mount.selector);
                     mount.readonly = true;
                     extra_mounts.push(mount);
                     args = vec![paths::join("/dev/pipes/", &first.name)];
                 } else {
                     args = vec![data];
                 }
-                name.push_str(&format!(" ({})", summarize_heredoc(&first.data)));
+                let _ = write!(name, " ({})", summarize_heredoc(&first.data));
             } else {
                 let mut full = args[0].clone();
                 for file in &run.command.files {
@@ -430,7 +432,7 @@ impl Lowering<'_> {
     ) -> Result<PendingMount, LowerError> {
         let mut from = spec.from.clone();
         if from.is_empty() && spec.kind == DfMountType::Cache {
-            from = "scratch".to_owned();
+            "scratch".clone_into(&mut from);
         }
         let (mut source, mut origin) = if spec.kind == DfMountType::Tmpfs {
             (None, None)
@@ -512,7 +514,7 @@ impl Lowering<'_> {
             );
             m.source = Some(mkdir);
             origin = None;
-            m.selector = "/cache".to_owned();
+            "/cache".clone_into(&mut m.selector);
         }
         if from.is_empty() {
             self.context_paths.insert(src);

@@ -132,7 +132,8 @@ fn empty_image(platform: &Platform) -> ImageConfig {
 
 impl Lowering<'_> {
     /// The state a stage starts in: its base's filesystem and image config, the image's env in
-    /// the LLB state (PATH added when missing), its WorkingDir and User (spec section 8c).
+    /// the LLB state (PATH added when missing), its `WorkingDir` and `User` (spec section 8c).
+    #[allow(clippy::too_many_lines)] // BuildKit's stage initialisation, step by step
     pub(crate) fn start_stage(
         &mut self,
         index: usize,
