@@ -243,7 +243,7 @@ pub fn base_images(
         if let Base::Image(name) = &stage.base {
             push(name, stage_platform(options, stage.platform.as_deref()), at)?;
         }
-        for name in &stage.external_sources {
+        for name in stage.external_sources.iter().filter(|n| *n != "scratch") {
             push(name, options.target_platform(), at)?;
         }
     }
