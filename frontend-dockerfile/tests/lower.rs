@@ -253,7 +253,7 @@ fn exec_form_user_and_shell() {
         assert!(by.contains(&"USER 65534:65534"));
         assert!(by.contains(&"SHELL [/bin/bash -eu -c]"));
         assert!(by.contains(&r#"CMD ["/bin/bash" "-eu" "-c" "echo hi"]"#));
-        assert!(by.contains(&r#"RUN echo a b # buildkit"#));
+        assert!(by.contains(&"RUN echo a b # buildkit"));
         let pre = pre_image(&l, e[0].0, profile);
         assert!(
             pre.contains(r#""meta":{"args":["echo","a b"],"env":["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"],"cwd":"/","user":"65534:65534""#),
