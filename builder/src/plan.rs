@@ -32,13 +32,10 @@ use inlay_frontend_dockerfile::{DockerfileError, instructions, parser};
 
 use crate::context::{ContextError, ContextOptions, hash_directory};
 
-/// The content-hash rules that go with a key profile (spec section 5.8): docker 20.10's
-/// v0.8, or the v0.13–v0.24 rules verified on the v0.24 sample for the current profile.
+/// The content-hash rules that go with a key profile (spec section 5.8); see
+/// [`KeyProfile::content_profile`].
 pub fn content_profile(profile: KeyProfile) -> Profile {
-    match profile {
-        KeyProfile::BuildkitV08 => Profile::BuildkitV08,
-        _ => Profile::BuildkitV13,
-    }
+    profile.content_profile()
 }
 
 /// Why a plan could not be made.
@@ -184,6 +181,23 @@ pub struct PendingContent {
     pub origin: ContentOrigin,
     /// The step's description.
     pub description: String,
+    /// The paths the key will cover.
+    pub selectors: Vec<Selector>,
+}
+
+/// A content key of the plan: which consumer input, over which paths of which files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ContentKeyInfo {
+    /// The consuming vertex.
+    pub vertex: VertexId,
+    /// Its graph input.
+    pub input: usize,
+    /// Where the files are.
+    pub origin: ContentOrigin,
+    /// The selectors the checksum covers (spec section 5.4).
+    pub selectors: Vec<Selector>,
+    /// The content key digest (its record is `sha256("<key>@-1")`).
+    pub key: Digest,
 }
 
 /// The keys of a build under one profile.
@@ -199,6 +213,8 @@ pub struct KeyPlan {
     pub final_key: Option<KeyId>,
     /// Per step, in graph order.
     pub steps: Vec<StepKeys>,
+    /// The content keys computed (context files, heredocs, stage trees given).
+    pub content: Vec<ContentKeyInfo>,
     /// Content keys that need a built filesystem the caller did not give.
     pub pending: Vec<PendingContent>,
 }
@@ -211,7 +227,14 @@ pub fn plan_keys(input: &PlanInput) -> Result<KeyPlan, PlanError> {
     let platform = target_platform(input);
     let hash_profile = content_profile(input.profile);
 
-    let (content, pending) = content_keys(input, &lowered, &platform, hash_profile)?;
+    let (content_info, pending) = content_keys(input, &lowered, &platform, hash_profile)?;
+    let mut content: HashMap<VertexId, Vec<(usize, Digest)>> = HashMap::new();
+    for c in &content_info {
+        content
+            .entry(c.vertex)
+            .or_default()
+            .push((c.input, c.key.clone()));
+    }
 
     let mut solver = KeySolver::new(&lowered.graph, input.profile, platform);
     let none = Vec::new();
@@ -240,13 +263,14 @@ pub fn plan_keys(input: &PlanInput) -> Result<KeyPlan, PlanError> {
         keys,
         final_key,
         steps,
+        content: content_info,
         pending,
     })
 }
 
 /// Content keys by consumer vertex and graph input, computed over the selectors the op's
 /// CacheMap names for that input (spec section 5.4), and those that wait for a built tree.
-type ContentKeys = (HashMap<VertexId, Vec<(usize, Digest)>>, Vec<PendingContent>);
+type ContentKeys = (Vec<ContentKeyInfo>, Vec<PendingContent>);
 
 fn content_keys(
     input: &PlanInput,
@@ -268,7 +292,7 @@ fn content_keys(
 
     // Content keys by (vertex, graph input), computed over the selectors the op's CacheMap
     // names for that input.
-    let mut content: HashMap<VertexId, Vec<(usize, Digest)>> = HashMap::new();
+    let mut content = Vec::new();
     let mut pending = Vec::new();
     for usage in &lowered.content_uses {
         let facts = lowered
@@ -313,6 +337,7 @@ fn content_keys(
                 input: usage.input,
                 origin: usage.origin.clone(),
                 description,
+                selectors,
             });
             continue;
         };
@@ -320,10 +345,13 @@ fn content_keys(
             description,
             source,
         })?;
-        content
-            .entry(usage.vertex)
-            .or_default()
-            .push((usage.input, key));
+        content.push(ContentKeyInfo {
+            vertex: usage.vertex,
+            input: usage.input,
+            origin: usage.origin.clone(),
+            selectors,
+            key,
+        });
     }
 
     Ok((content, pending))

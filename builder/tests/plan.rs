@@ -11,7 +11,9 @@ use std::path::{Path, PathBuf};
 use inlay_builder::plan::{KeyPlan, PendingContent, PlanInput, base_images, plan_keys};
 use inlay_core::cache::{RecordGraph, Timestamp};
 use inlay_core::cachekey::KeyProfile;
-use inlay_core::contenthash::Profile;
+use inlay_core::contenthash::{
+    ContentTreeBuilder, Entry, EntryKind, Profile, SourceKind, Stat, TreeOptions,
+};
 use inlay_core::image::{Document, ImageConfig, ImageManifest};
 use inlay_core::op::NetMode;
 use inlay_core::{Descriptor, Digest};
@@ -215,6 +217,23 @@ fn copy_from_stage_waits_for_the_stage_tree() {
     let PendingContent { origin, .. } = &plan.pending[0];
     assert_eq!(origin, &ContentOrigin::Stage(0));
     assert!(plan.final_record().is_some());
+
+    // With the stage's tree supplied, the key is computed over /out.
+    let mut tree =
+        ContentTreeBuilder::new(TreeOptions::new(Profile::BuildkitV13, SourceKind::Snapshot));
+    tree.insert(Entry::new("/", Stat::new(EntryKind::Dir, 0o755)))
+        .unwrap();
+    tree.insert(Entry::with_content(
+        "/out",
+        Stat::new(EntryKind::File { size: 3 }, 0o644),
+        b"hi\n".to_vec(),
+    ))
+    .unwrap();
+    plan_input.stage_trees.insert(0, tree.build().unwrap());
+    let plan = plan_keys(&plan_input).unwrap();
+    assert!(plan.pending.is_empty());
+    assert_eq!(plan.content.len(), 1);
+    assert_eq!(plan.content[0].selectors[0].path, "/out");
 }
 
 #[test]

@@ -249,7 +249,7 @@ impl Lowering<'_> {
         let mut inputs: Vec<Input> = vec![base];
         let mut sources: Vec<(Input, ContentOrigin)> = Vec::new();
         let mut copies: Vec<(FileCopy, Input)> = Vec::new();
-        let from_context = matches!(origin, ContentOrigin::Context);
+        let from_context = self.context.is_some_and(|c| c == source.vertex);
         for src in &files.source_paths {
             let _ = write!(message, " {src}");
             let mut c = FileCopy::new(&paths::clean(&format!("/{src}")), &dest);
