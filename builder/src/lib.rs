@@ -7,8 +7,10 @@
 //!
 //! It deliberately does not print anything: it emits typed progress events that the CLI renders.
 //!
-//! Status: only the build-context reader exists so far ([`context`]): it walks a directory and
-//! computes BuildKit's content hashes of `COPY` sources with [`inlay_core::contenthash`].
+//! Status: the build-context reader ([`context`]) walks a directory and computes BuildKit's
+//! content hashes of `COPY` sources with [`inlay_core::contenthash`]; the key planner
+//! ([`plan`]) lowers a Dockerfile, hashes the context paths it needs and solves the cache keys
+//! BuildKit would use, without running anything.
 //!
 //! ```
 //! use inlay_builder::context::{ContextOptions, hash_directory};

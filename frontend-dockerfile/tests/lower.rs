@@ -439,3 +439,82 @@ fn the_same_image_in_two_stages_is_one_source() {
     // Only the target's ancestry is needed; stage a is not built for the default target.
     assert_eq!(l.steps.len(), 2);
 }
+
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Lines mixing every instruction with awkward arguments.
+    fn line() -> impl Strategy<Value = String> {
+        let words = prop::sample::select(vec![
+            "a",
+            "/",
+            ".",
+            "./",
+            "..",
+            "$X",
+            "${Y:-z}",
+            "*.txt",
+            "'q'",
+            "\"q\"",
+            "a/b/",
+            "/c/.",
+            "root",
+            "1000:1000",
+            "http://x/y",
+            "<<EOF",
+            "--link",
+            "--chmod=0755",
+            "--chmod=u+x",
+            "--chown=app",
+            "--from=s0",
+            "--from=busybox",
+            "--mount=type=cache,target=c",
+            "--mount=type=bind,target=/b,rw",
+            "--mount=type=tmpfs,target=/t",
+            "--mount=type=secret,id=s",
+            "--mount=type=ssh",
+            "--network=none",
+        ]);
+        let instr = prop::sample::select(vec![
+            "RUN",
+            "COPY",
+            "ADD",
+            "WORKDIR",
+            "ENV",
+            "ARG",
+            "LABEL",
+            "USER",
+            "SHELL",
+            "CMD",
+            "ENTRYPOINT",
+            "EXPOSE",
+            "VOLUME",
+            "STOPSIGNAL",
+            "ONBUILD",
+            "HEALTHCHECK CMD",
+        ]);
+        (instr, prop::collection::vec(words, 1..4))
+            .prop_map(|(i, w)| format!("{i} {}", w.join(" ")))
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(256))]
+        #[test]
+        fn lowering_never_panics(
+            first in prop::collection::vec(line(), 0..6),
+            second in prop::collection::vec(line(), 0..6),
+            from_stage in any::<bool>(),
+            current in any::<bool>(),
+        ) {
+            let base = if from_stage { "s0" } else { "scratch" };
+            let src = format!(
+                "FROM busybox AS s0\n{}\nFROM {base}\n{}\nEOF\n",
+                first.join("\n"),
+                second.join("\n")
+            );
+            let profile = if current { CURRENT } else { V08 };
+            let _ = try_lower(&src, &options(profile, &[("Y", "1")]));
+        }
+    }
+}

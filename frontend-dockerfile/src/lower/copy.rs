@@ -234,7 +234,7 @@ impl Lowering<'_> {
         let chmod = self.chmod(flags.chmod, at)?;
         let dest = self.copy_dest(st, &files.dest);
         let owner = (!flags.chown.is_empty()).then(|| with_user(flags.chown));
-        let name = display_text(&located.original, &st.env, self.dockerfile.escape);
+        let name = display_text(&located.original, &st.env, self.dockerfile.escape, false);
 
         let mut message = String::from(verb);
         if current && !flags.chown.is_empty() {
@@ -419,7 +419,7 @@ impl Lowering<'_> {
                 "",
             );
             st.root = output;
-            let name = display_text(&located.original, &st.env, self.dockerfile.escape);
+            let name = display_text(&located.original, &st.env, self.dockerfile.escape, false);
             self.step(st, &name, output, at);
         }
         st.history(format!("WORKDIR {wd}"), with_layer, false);

@@ -123,11 +123,8 @@ impl Lowering<'_> {
                 st.config()
                     .extra
                     .insert("Healthcheck".to_owned(), healthcheck_json(health));
-                st.history(
-                    format!("HEALTHCHECK {}", healthcheck_text(health)),
-                    false,
-                    false,
-                );
+                let text = healthcheck_text(health, self.options.current());
+                st.history(format!("HEALTHCHECK {text}"), false, false);
             }
             Instruction::Expose(ports) => self.dispatch_expose(st, ports, at)?,
             Instruction::User(user) => {
@@ -308,8 +305,8 @@ fn healthcheck_json(h: &HealthConfig) -> Value {
 }
 
 /// Go's `%q` of BuildKit's `*HealthcheckConfig`: durations through their `String()`, the retry
-/// count as a quoted rune.
-fn healthcheck_text(h: &HealthConfig) -> String {
+/// count as a quoted rune; docker 20.10's struct has no `StartInterval`.
+fn healthcheck_text(h: &HealthConfig, current: bool) -> String {
     let d = |ns: i64| quote(&go_duration(ns));
     let retries = char::from_u32(u32::try_from(h.retries).unwrap_or(0)).unwrap_or('\0');
     let rune = if retries.is_ascii_graphic() || retries == ' ' {
@@ -317,13 +314,14 @@ fn healthcheck_text(h: &HealthConfig) -> String {
     } else {
         format!("'\\x{:02x}'", u32::from(retries))
     };
+    let mut durations = vec![d(h.interval), d(h.timeout), d(h.start_period)];
+    if current {
+        durations.push(d(h.start_interval));
+    }
     format!(
-        "&{{{} {} {} {} {} {rune}}}",
+        "&{{{} {} {rune}}}",
         quote_list(&h.test),
-        d(h.interval),
-        d(h.timeout),
-        d(h.start_period),
-        d(h.start_interval)
+        durations.join(" ")
     )
 }
 

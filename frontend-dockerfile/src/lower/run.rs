@@ -85,12 +85,18 @@ fn summarize_heredoc(doc: &str) -> String {
     }
 }
 
-/// BuildKit's progress name of an instruction: env references expanded where set (raw quotes),
-/// the instruction word upper-cased.
-pub(crate) fn display_text(original: &str, env: &[(String, String)], escape: char) -> String {
+/// BuildKit's progress name of an instruction (`processCmdEnv` + `uppercaseCmd`): env
+/// references expanded, the instruction word upper-cased. `RUN` keeps quotes and unset
+/// references (`raw`); `COPY`, `ADD` and `WORKDIR` go through the ordinary lexer.
+pub(crate) fn display_text(
+    original: &str,
+    env: &[(String, String)],
+    escape: char,
+    raw: bool,
+) -> String {
     let lexer = Lexer {
-        raw_quotes: true,
-        skip_unset_env: true,
+        raw_quotes: raw,
+        skip_unset_env: raw,
         ..Lexer::new(escape)
     };
     let text = lexer
@@ -120,7 +126,7 @@ impl Lowering<'_> {
         done: &BTreeMap<usize, StageState>,
     ) -> Result<(), LowerError> {
         let at = located.range.start;
-        let mut name = display_text(&located.original, &st.env, self.dockerfile.escape);
+        let mut name = display_text(&located.original, &st.env, self.dockerfile.escape, true);
         let mut args = run.command.args.clone();
         let mut extra_mounts: Vec<PendingMount> = Vec::new();
         if !run.command.files.is_empty() {
@@ -537,6 +543,10 @@ mod tests {
     #[test]
     fn display_uppercases_the_instruction() {
         let env = vec![("A".to_owned(), "x".to_owned())];
-        assert_eq!(display_text("run echo $A $B", &env, '\\'), "RUN echo x $B");
+        assert_eq!(
+            display_text("run echo $A '$B'", &env, '\\', true),
+            "RUN echo x '$B'"
+        );
+        assert_eq!(display_text("copy $A $B /", &env, '\\', false), "COPY x  /");
     }
 }
