@@ -9,6 +9,8 @@
 //!
 //! * [`context`]: walks a build context and computes BuildKit's content hashes of `COPY`
 //!   sources with [`inlay_core::contenthash`];
+//! * [`plan`]: lowers a Dockerfile, hashes the context paths it needs and solves the cache
+//!   keys BuildKit would use, without running anything;
 //! * [`layer`]: reproducible OCI layers (sorted tar, PAX, whiteouts, gzip/zstd) from a tree, an
 //!   overlayfs upperdir, or a walk-and-compare diff, with diffID, digest and size in one pass;
 //! * [`extract`]: path-safe application of a layer onto a directory;
@@ -41,6 +43,7 @@
 pub mod context;
 pub mod extract;
 pub mod layer;
+pub mod plan;
 pub mod runtime;
 pub mod snapshot;
 pub mod store;
