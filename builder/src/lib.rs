@@ -13,6 +13,8 @@
 //! * [`progress`]: typed progress events for the CLI to render;
 //! * [`context`]: walks a build context and computes BuildKit's content hashes of `COPY`
 //!   sources with [`inlay_core::contenthash`];
+//! * [`plan`]: lowers a Dockerfile, hashes the context paths it needs and solves the cache
+//!   keys BuildKit would use, without running anything;
 //! * [`layer`]: reproducible OCI layers (sorted tar, PAX, whiteouts, gzip/zstd) from a tree, an
 //!   overlayfs upperdir, or a walk-and-compare diff, with diffID, digest and size in one pass;
 //! * [`extract`]: path-safe application of a layer onto a directory;
@@ -49,6 +51,7 @@ pub mod extract;
 pub mod fileop;
 pub mod image;
 pub mod layer;
+pub mod plan;
 pub mod progress;
 pub mod runtime;
 pub mod snapshot;

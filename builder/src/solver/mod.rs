@@ -731,11 +731,10 @@ impl SolveContext<'_, '_> {
         if let Some(tree) = self.trees.lock().map_err(poisoned)?.get(dir) {
             return Ok(tree.clone());
         }
-        let profile = match self.options.profile {
-            KeyProfile::BuildkitV08 => contenthash::Profile::BuildkitV08,
-            _ => contenthash::Profile::BuildkitCurrent,
-        };
-        let options = ContextOptions::new(TreeOptions::new(profile, SourceKind::LocalContext));
+        let options = ContextOptions::new(TreeOptions::new(
+            self.options.profile.content_profile(),
+            SourceKind::LocalContext,
+        ));
         let tree = Arc::new(hash_directory(dir, &options)?);
         self.trees
             .lock()

@@ -82,6 +82,15 @@ impl KeyProfile {
         }
     }
 
+    /// The content-hash rules of the same BuildKit (spec section 5.8): docker 20.10's v0.8 rules,
+    /// or for the current profile the v0.13–v0.24 rules verified on the v0.24 sample.
+    pub fn content_profile(self) -> crate::contenthash::Profile {
+        match self {
+            KeyProfile::BuildkitV08 => crate::contenthash::Profile::BuildkitV08,
+            KeyProfile::BuildkitCurrent => crate::contenthash::Profile::BuildkitV13,
+        }
+    }
+
     /// How Go escapes backspace and form feed in this BuildKit's pre-images.
     pub fn escapes(self) -> ControlEscapes {
         match self {
@@ -312,6 +321,19 @@ mod tests {
         assert_eq!(base_name("/"), "/");
         assert_eq!(base_name("data.txt"), "data.txt");
         assert_eq!(base_name(""), ".");
+    }
+
+    #[test]
+    fn content_profiles_pair_with_key_profiles() {
+        use crate::contenthash::Profile;
+        assert_eq!(
+            KeyProfile::BuildkitV08.content_profile(),
+            Profile::BuildkitV08
+        );
+        assert_eq!(
+            KeyProfile::BuildkitCurrent.content_profile(),
+            Profile::BuildkitV13
+        );
     }
 
     #[test]
