@@ -121,13 +121,24 @@ impl Importer {
             manifest: None,
             error: ImportError::Reference { source },
         })?;
-        self.import_reference(&parsed)
+        let mut cache = self
+            .import_reference(&parsed)
             .await
             .map_err(|error| ImportWarning {
                 reference: parsed.to_string(),
                 manifest: None,
                 error,
-            })
+            })?;
+        // A reference none of whose parts imported is a skipped reference, named by its
+        // first failure (the others are logged).
+        if cache.origins.is_empty() && !cache.warnings.is_empty() {
+            let first = cache.warnings.remove(0);
+            for w in &cache.warnings {
+                tracing::warn!(warning = %w, "cache import");
+            }
+            return Err(first);
+        }
+        Ok(cache)
     }
 
     async fn import_reference(&self, reference: &Reference) -> Result<ImportedCache, ImportError> {
