@@ -5,6 +5,9 @@
 //! layer each result ends at and that layer's history `created_by`, and the links as a tree
 //! from the last steps down to the sources. `--format json` prints the same as one JSON
 //! document.
+//!
+//! In the table, RESULT lists every result of a record (`;`-separated); ENDS AT and CREATED BY
+//! describe the first.
 
 use std::collections::BTreeSet;
 use std::fmt::Write as _;
@@ -312,10 +315,15 @@ impl OriginReport {
             let range = match result {
                 None if r.inputs.is_empty() => "(root)".to_owned(),
                 None => "-".to_owned(),
-                Some(res) => {
-                    describe_positions(&res.layers)
-                        + if res.loadable { "" } else { " (unloadable)" }
-                }
+                Some(_) => r
+                    .results
+                    .iter()
+                    .map(|res| {
+                        describe_positions(&res.layers)
+                            + if res.loadable { "" } else { " (unloadable)" }
+                    })
+                    .collect::<Vec<_>>()
+                    .join("; "),
             };
             rows.push([
                 r.index.to_string(),

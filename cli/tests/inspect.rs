@@ -14,7 +14,9 @@ use std::sync::Arc;
 use inlay_core::{Descriptor, Digest, Platform, media_types};
 use serde_json::{Value, json};
 use support::http::{HttpServer, Request, Response};
-use support::image::{TestImage, cache_config, layer, push_index, push_stages_artifact};
+use support::image::{
+    TestImage, cache_config, layer, push_index, push_registry_cache_index, push_stages_artifact,
+};
 use support::registry::{Setup, TestRegistry};
 use support::{anonymous_client, read_conformance, reference};
 
@@ -135,6 +137,37 @@ async fn built_multi_platform_image_with_stages_artifact() {
         .await
         .unwrap();
     insta::assert_snapshot!(stdout(&out, &host));
+}
+
+/// A BuildKit registry cache (index form) whose config has a `chains` result and a result
+/// naming a blob the container does not list.
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_cache_table() {
+    let reg = TestRegistry::start(&Setup::Open);
+    let client = anonymous_client();
+    let host = reg.host();
+    let layers = vec![layer(400, 16), layer(401, 16), layer(402, 16)];
+    let unknown = Digest::sha256_of(b"not in the container");
+    let config = cache_config(&format!(
+        r#"{{"layers":[{{"blob":"{a}","parent":-1}},{{"blob":"{b}"}},{{"blob":"{c}","parent":-1}},{{"blob":"{unknown}","parent":1}}],"records":[{{"digest":"sha256:b139ea8bf07ace643415354a46ce11c0649b87a4c7c495c9ba2fc6029493ae74"}},{{"layers":[{{"layer":1,"createdAt":"2026-01-02T03:04:05Z"}}],"chains":[{{"layers":[0,2],"createdAt":"0001-01-01T00:00:00Z"}}],"digest":"sha256:1684127940f02bad5357d1571ebc6d3aff3b1b590a53fe80c2eac2f833ad6676","inputs":[[{{"link":0}}]]}},{{"layers":[{{"layer":3,"createdAt":"2026-01-02T03:04:06Z"}}],"digest":"sha256:807b3e8722c68572736f54d83fd741a5b1d69ccbef218fae52b4149a56d232ce","inputs":[[{{"link":1}}]]}}]}}"#,
+        a = layers[0].descriptor.digest,
+        b = layers[1].descriptor.digest,
+        c = layers[2].descriptor.digest,
+    ));
+    let r = reference(&host, "rc/app:cache");
+    push_registry_cache_index(&client, &r, &layers, &config).await;
+    let shown = r.to_string();
+    let (table, json) = tokio::task::spawn_blocking(move || {
+        (inspect(&[&shown]), inspect(&["--format=json", &shown]))
+    })
+    .await
+    .unwrap();
+    insta::assert_snapshot!(stdout(&table, &host));
+    let parsed: Value = serde_json::from_str(&stdout(&json, &host)).unwrap();
+    assert_eq!(parsed["kind"], "registry");
+    let records = &parsed["origins"][0]["records"];
+    assert_eq!(records[1]["results"][1]["layers"], json!([0, 2]));
+    assert_eq!(records[2]["results"][0]["loadable"], false);
 }
 
 #[tokio::test(flavor = "multi_thread")]
