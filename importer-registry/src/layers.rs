@@ -253,4 +253,38 @@ mod tests {
         );
         assert!(cache_config(&reference(), &d, b"{", &[]).is_err());
     }
+
+    proptest::proptest! {
+        /// Any layer count, diffID count, history shape and inline value: no panic, and an
+        /// imported table has one annotated descriptor per layer.
+        #[test]
+        fn inline_cache_never_panics(
+            layer_count in 0usize..6,
+            diff_id_count in 0usize..6,
+            entries in proptest::collection::vec((proptest::bool::ANY, "[a-z ]{0,6}"), 0..10),
+            value in proptest::option::of(".{0,40}"),
+        ) {
+            let h = entries
+                .iter()
+                .map(|(empty, by)| history(by, *empty))
+                .collect();
+            let (m, mut c) = image(layer_count, diff_id_count, h);
+            if let Some(v) = value {
+                c.extra.insert(
+                    inlay_core::image::INLINE_CACHE_KEY.into(),
+                    serde_json::Value::String(v),
+                );
+            }
+            let d = Digest::sha256_of(b"m");
+            if let Ok(Some((_, layers))) = inline_cache(&reference(), &d, &m, &d, &c) {
+                proptest::prop_assert_eq!(layers.len(), layer_count);
+                proptest::prop_assert!(layers.iter().all(|l| l.uncompressed_digest().is_some()));
+                let described = layers
+                    .iter()
+                    .filter(|l| l.annotations.contains_key(ANNOTATION_BUILDKIT_DESCRIPTION))
+                    .count();
+                proptest::prop_assert!(described <= entries.iter().filter(|(e, _)| !e).count());
+            }
+        }
+    }
 }
