@@ -33,7 +33,8 @@ pub struct ImportLimits {
     /// The largest image config. BuildKit has no cap; a cap still protects against hostile
     /// registries, set far above any real config.
     pub max_image_config: u64,
-    /// The most image manifests walked per reference (all platforms).
+    /// The most image manifests walked per reference (all platforms); nested indexes count
+    /// against it too.
     pub max_manifests: usize,
     /// How deep nested indexes are followed.
     pub max_depth: usize,
@@ -278,6 +279,9 @@ impl Importer {
             if nested.is_empty() {
                 break;
             }
+            // Nested indexes count against the same budget as manifests: a hostile index
+            // cannot make the importer fetch without bound.
+            nested.truncate(self.limits.max_manifests.saturating_sub(found.len()).max(1));
             if depth == self.limits.max_depth {
                 warnings.push(ImportWarning {
                     reference: reference.to_string(),
