@@ -5,7 +5,8 @@
     clippy::must_use_candidate,
     clippy::unwrap_used,
     clippy::format_push_string,
-    clippy::too_many_lines
+    clippy::too_many_lines,
+    clippy::type_complexity
 )]
 
 pub mod http;
@@ -104,7 +105,7 @@ pub fn image_input(layers: &[(&str, &[u8])], format: ManifestFormat) -> (ImageIn
         inline_cache: Some(inline_graph(built.len().saturating_sub(1))),
         layers: built,
         format,
-        annotations: Default::default(),
+        annotations: std::collections::BTreeMap::default(),
     };
     (input, map)
 }
