@@ -2,6 +2,9 @@
 //! config and layers, every blob under its digest; docker's `manifest.json` points at the
 //! config and at layers whose uncompressed digests are the config's diff IDs.
 
+// Test helpers outside `#[test]` functions unwrap too; scenarios read best in one piece.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+
 mod support;
 
 use std::collections::BTreeMap;

@@ -1,6 +1,9 @@
 //! The multi-stage cache artifact: pushed next to its image on distribution 2.8 (no referrers
 //! API) and found again through `Client::referrers`, which then reads the referrers tag.
 
+// Test helpers outside `#[test]` functions unwrap too; scenarios read best in one piece.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+
 mod support;
 
 use inlay_core::cache::artifact::{ARTIFACT_TYPE, CacheArtifact};

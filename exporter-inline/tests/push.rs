@@ -1,6 +1,9 @@
 //! `type=image,push=true` against the real registry (distribution 2.8) on 127.0.0.1, with a
 //! counting proxy in front of it to see which requests a push makes.
 
+// Test helpers outside `#[test]` functions unwrap too; scenarios read best in one piece.
+#![allow(clippy::unwrap_used, clippy::too_many_lines)]
+
 mod support;
 
 use inlay_core::cache::RecordGraph;
