@@ -298,3 +298,71 @@ async fn archive_fetches_layers_that_live_in_a_registry() {
     let (index, _, _) = check_layout(&read_tree(&dir));
     assert!(index.manifests[0].annotations.is_empty());
 }
+
+/// `docker load` of a docker archive, against a docker 20.10 daemon named by
+/// `INLAY_TEST_DOCKER_HOST` (e.g. `unix:///tmp/d/docker.sock`, started as in the docker harness
+/// notes). Ignored by default: CI has no daemon.
+#[tokio::test]
+#[ignore = "needs a docker daemon in INLAY_TEST_DOCKER_HOST"]
+async fn docker_load_accepts_the_archive() {
+    let host = std::env::var("INLAY_TEST_DOCKER_HOST").expect("INLAY_TEST_DOCKER_HOST is set");
+    let (input, blobs) = image_input(
+        &[("etc/base", b"base"), ("app/bin", b"binary")],
+        ManifestFormat::Docker,
+    );
+    let image = write_image(&input).unwrap();
+    let name: Reference = "inlay.test/exporter:load".parse().unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let tar_path = out.path().join("load.tar");
+    write_archive(
+        &image,
+        std::slice::from_ref(&name),
+        ArchiveFormat::Docker,
+        &ArchiveDestination::Tar(tar_path.clone()),
+        &blobs,
+        None,
+        None,
+    )
+    .await
+    .unwrap();
+    let docker = |args: &[&str]| {
+        let out = std::process::Command::new("/usr/bin/docker")
+            .arg("-H")
+            .arg(&host)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "docker {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let loaded = docker(&["load", "-i", tar_path.to_str().unwrap()]);
+    assert!(loaded.contains("inlay.test/exporter:load"), "{loaded}");
+    // docker's image ID is the config digest: the config, inline cache included, kept its bytes.
+    let id = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{.Id}}",
+        "inlay.test/exporter:load",
+    ]);
+    assert_eq!(id.trim(), image.config_descriptor().digest.as_str());
+    let layers = docker(&[
+        "image",
+        "inspect",
+        "--format",
+        "{{json .RootFS.Layers}}",
+        "inlay.test/exporter:load",
+    ]);
+    let layers: Vec<String> = serde_json::from_str(layers.trim()).unwrap();
+    let expected: Vec<String> = image
+        .layers()
+        .iter()
+        .map(|l| l.diff_id.to_string())
+        .collect();
+    assert_eq!(layers, expected);
+    docker(&["image", "rm", "inlay.test/exporter:load"]);
+}
