@@ -360,4 +360,16 @@ mod tests {
         i.config = ConfigInput::Final(b"[]".to_vec());
         assert!(write_image(&i).is_err());
     }
+
+    #[test]
+    fn oversized_inline_cache_is_still_written_and_measured() {
+        use inlay_core::cache::CacheRecord;
+        let records = (0u32..12_000)
+            .map(|n| CacheRecord::root(Digest::sha256_of(&n.to_le_bytes())))
+            .collect();
+        let mut i = input(ManifestFormat::Docker);
+        i.inline_cache = Some(RecordGraph::new(records).unwrap());
+        let built = write_image(&i).unwrap();
+        assert!(built.inline_cache_len().unwrap() > BUILDKIT_IMPORT_CAP);
+    }
 }
