@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use futures_util::stream::{self, StreamExt};
 use inlay_core::cache::artifact::{
-    CacheArtifact, INLAY_CACHE_ARTIFACT_TYPE, MAX_CACHE_CONFIG_SIZE,
+    self, CacheArtifact, INLAY_CACHE_ARTIFACT_TYPE, MAX_CACHE_CONFIG_SIZE,
 };
 use inlay_core::image::{Document, ImageConfig, ImageIndex, ImageManifest};
 use inlay_core::{Descriptor, Digest, Platform, Reference, media_types};
@@ -201,8 +201,26 @@ impl Importer {
         }
         if media_types::is_manifest(&top.media_type) {
             let manifest: Document<ImageManifest> = parse_manifest(bytes, &digest, "manifest")?;
+            if let Ok(parsed) = CacheArtifact::parse(manifest.bytes()) {
+                let origin = self
+                    .config_origin(
+                        reference,
+                        &digest,
+                        parsed.cache_config_descriptor(),
+                        parsed.layers(),
+                        OriginKind::StagesArtifact,
+                    )
+                    .await?;
+                return Ok(ImportedCache {
+                    reference: reference.clone(),
+                    digest,
+                    kind: CacheKind::RegistryManifest,
+                    origins: vec![origin],
+                    warnings: Vec::new(),
+                });
+            }
             if manifest.view().config.media_type == media_types::BUILDKIT_CACHE_CONFIG {
-                let kind = if CacheArtifact::is_cache_artifact(manifest.view()) {
+                let kind = if artifact::is_cache_artifact(manifest.view()) {
                     OriginKind::StagesArtifact
                 } else {
                     OriginKind::RegistryCache
@@ -501,15 +519,15 @@ impl Importer {
         let manifest: Document<ImageManifest> =
             parse_manifest(m.bytes.to_vec(), &artifact.digest, "stages artifact")?;
         let parsed =
-            CacheArtifact::from_manifest(manifest.view()).map_err(|e| ImportError::Malformed {
+            CacheArtifact::parse(manifest.bytes()).map_err(|e| ImportError::Malformed {
                 digest: artifact.digest.clone(),
                 reason: e.to_string(),
             })?;
         self.config_origin(
             reference,
             &artifact.digest,
-            &parsed.config,
-            &parsed.layers,
+            parsed.cache_config_descriptor(),
+            parsed.layers(),
             OriginKind::StagesArtifact,
         )
         .await
