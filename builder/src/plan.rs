@@ -384,7 +384,7 @@ fn hash_context(
 }
 
 /// `<Dockerfile>.dockerignore` beside the Dockerfile, else `.dockerignore` in the context.
-fn read_dockerignore(
+pub(crate) fn read_dockerignore(
     context: &Path,
     dockerfile_name: &str,
 ) -> Result<Option<Dockerignore>, PlanError> {

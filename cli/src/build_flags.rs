@@ -82,7 +82,6 @@ pub struct BuildFlags {
 
 /// A validated build request: what the builder is asked to do.
 #[derive(Debug)]
-#[allow(dead_code)] // read by the builder once it lands
 pub struct BuildRequest {
     /// The context directory (`None` when the Dockerfile comes from stdin with no context).
     pub context: Option<PathBuf>,

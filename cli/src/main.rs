@@ -4,8 +4,10 @@
 // The binary is the one place that writes to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod build;
 mod build_flags;
 mod inspect;
+mod progress;
 mod spec;
 
 use std::process::ExitCode;
@@ -46,10 +48,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Build(args) => match args.into_request() {
-            Ok(request) => {
-                eprintln!("inlay: building is not implemented yet; parsed request:\n{request:#?}");
-                ExitCode::from(EXIT_BUILD_FAILED)
-            }
+            Ok(request) => build::run(request),
             Err(err) => {
                 eprintln!("inlay: error: {err:#}");
                 ExitCode::from(EXIT_USAGE)

@@ -202,22 +202,7 @@ impl Importer {
         if media_types::is_manifest(&top.media_type) {
             let manifest: Document<ImageManifest> = parse_manifest(bytes, &digest, "manifest")?;
             if let Ok(parsed) = CacheArtifact::parse(manifest.bytes()) {
-                let origin = self
-                    .config_origin(
-                        reference,
-                        &digest,
-                        parsed.cache_config_descriptor(),
-                        parsed.layers(),
-                        OriginKind::StagesArtifact,
-                    )
-                    .await?;
-                return Ok(ImportedCache {
-                    reference: reference.clone(),
-                    digest,
-                    kind: CacheKind::RegistryManifest,
-                    origins: vec![origin],
-                    warnings: Vec::new(),
-                });
+                return self.artifact_cache(reference, digest, &parsed).await;
             }
             if manifest.view().config.media_type == media_types::BUILDKIT_CACHE_CONFIG {
                 let kind = if artifact::is_cache_artifact(manifest.view()) {
@@ -459,6 +444,31 @@ impl Importer {
             manifest: manifest_digest,
             records: OriginRecords::Inline { graph, layers },
         }))
+    }
+
+    /// A stages artifact named directly by the reference: a registry cache of its own.
+    async fn artifact_cache(
+        &self,
+        reference: &Reference,
+        digest: Digest,
+        parsed: &CacheArtifact,
+    ) -> Result<ImportedCache, ImportError> {
+        let origin = self
+            .config_origin(
+                reference,
+                &digest,
+                parsed.cache_config_descriptor(),
+                parsed.layers(),
+                OriginKind::StagesArtifact,
+            )
+            .await?;
+        Ok(ImportedCache {
+            reference: reference.clone(),
+            digest,
+            kind: CacheKind::RegistryManifest,
+            origins: vec![origin],
+            warnings: Vec::new(),
+        })
     }
 
     /// Adds the stages artifacts that refer to any of `subjects`.

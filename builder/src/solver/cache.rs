@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 
 use inlay_core::Digest;
+use inlay_core::cachekey::{KeyGraph, KeyId};
 use inlay_core::op::Vertex;
 
 use super::{Filesystem, LayerRef, SolveError};
@@ -24,6 +25,11 @@ pub struct CacheQuery<'a> {
     /// The BuildKit record digests of the output (one per CacheMap digest), for caches keyed
     /// like BuildKit's (an imported inline cache).
     pub record_digests: &'a [Digest],
+    /// The BuildKit keys formed so far (this output's and every ancestor's), for caches that
+    /// match by links (an imported inline cache, spec section 4.6); `None` on save.
+    pub key_graph: Option<&'a KeyGraph>,
+    /// This output's keys in [`CacheQuery::key_graph`].
+    pub key_ids: &'a [KeyId],
 }
 
 /// A result a cache had.

@@ -270,6 +270,9 @@ struct VertexDone {
 }
 
 /// Keys and their memoised local digests, shared by the workers.
+/// Per output of a vertex: its index, local key, record digests and key ids.
+type OutputKeys = (u32, Digest, Vec<Digest>, Vec<KeyId>);
+
 struct Keys<'g> {
     solver: KeySolver<'g>,
     memo: HashMap<KeyId, Option<Digest>>,
@@ -545,23 +548,27 @@ impl SolveContext<'_, '_> {
             return Ok((done, 0));
         }
         let local_keys = self.add_keys(v, &VertexFacts::default(), inputs)?;
-        let queries: Vec<(u32, Digest, Vec<Digest>)> = local_keys;
+        let queries: Vec<OutputKeys> = local_keys;
         if !vertex.ignore_cache {
             if let Some(cache) = &self.request.cache {
                 let mut hits = Vec::new();
-                for (output, key, records) in &queries {
+                let keys = self.keys.lock().map_err(poisoned)?;
+                for (output, key, records, ids) in &queries {
                     let query = CacheQuery {
                         vertex,
                         output: *output,
                         inputs,
                         local_key: key,
                         record_digests: records,
+                        key_graph: Some(keys.solver.keys()),
+                        key_ids: ids,
                     };
                     match cache.lookup(&query)? {
                         Some(hit) => hits.push((*output, hit)),
                         None => break,
                     }
                 }
+                drop(keys);
                 if !queries.is_empty() && hits.len() == queries.len() {
                     if let Some((_, first)) = hits.first() {
                         self.emit(ProgressEvent::Cached {
@@ -594,7 +601,7 @@ impl SolveContext<'_, '_> {
             }
         };
         if let Some(cache) = &self.request.cache {
-            for (output, key, records) in &queries {
+            for (output, key, records, _) in &queries {
                 let Some((_, Filesystem::Layers(layers))) =
                     outputs.iter().find(|(o, _)| o == output)
                 else {
@@ -606,6 +613,8 @@ impl SolveContext<'_, '_> {
                     inputs,
                     local_key: key,
                     record_digests: records,
+                    key_graph: None,
+                    key_ids: &[],
                 };
                 cache.save(&query, layers)?;
             }
@@ -677,7 +686,7 @@ impl SolveContext<'_, '_> {
         v: VertexId,
         facts: &VertexFacts,
         inputs: &[Filesystem],
-    ) -> Result<Vec<(u32, Digest, Vec<Digest>)>, SolveError> {
+    ) -> Result<Vec<OutputKeys>, SolveError> {
         let map = {
             let mut keys = self.keys.lock().map_err(poisoned)?;
             keys.solver.cache_map(v, facts)?.clone()
@@ -721,7 +730,7 @@ impl SolveContext<'_, '_> {
                 .filter_map(|k| graph.node(*k).record.stable().cloned())
                 .collect();
             if let Some(local) = ids.iter().rev().find_map(|k| local_key(graph, *k, memo)) {
-                out.push((input.output, local, records));
+                out.push((input.output, local, records, ids));
             }
         }
         Ok(out)
