@@ -1,7 +1,8 @@
 //! A real registry (Debian's `docker-registry`) per test, the inlay binary, and a busybox base
 //! image built with inlay itself.
 
-#![allow(dead_code)]
+// Helpers outside #[test] fns are test code too.
+#![allow(dead_code, clippy::unwrap_used, clippy::print_stderr)]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
