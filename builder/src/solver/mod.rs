@@ -57,27 +57,29 @@
 mod cache;
 mod exec;
 mod file_action;
+mod keys;
 mod result;
+mod schedule;
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt::Write as _;
+use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use inlay_core::cachekey::{
-    ImageKeyFacts, KeyError, KeyGraph, KeyId, KeyKind, KeyProfile, KeySolver, RecordKey,
-    VertexFacts,
+    ImageKeyFacts, KeyError, KeyGraph, KeyId, KeyProfile, KeySolver, VertexFacts,
 };
-use inlay_core::contenthash::{self, ContentTree, Selector, SourceKind, TreeOptions};
+use inlay_core::contenthash::{self, ContentTree};
 use inlay_core::op::{Graph, Input, Op, VertexId};
 use inlay_core::{Digest, Platform};
 
 pub use cache::{CacheHit, CacheQuery, LocalCache, ResultCache};
+pub use keys::local_key;
 pub use result::{Filesystem, LayerRef, StagedDir};
+use schedule::{Schedule, schedule};
 
-use crate::context::{ContextError, ContextOptions, hash_directory};
+use crate::context::ContextError;
 use crate::fileop::FileOpError;
 use crate::layer::{LayerError, LayerOptions, LayerSource, write_layer};
 use crate::progress::{ProgressEvent, ProgressSink};
@@ -271,7 +273,7 @@ struct VertexDone {
 
 /// Keys and their memoised local digests, shared by the workers.
 /// Per output of a vertex: its index, local key, record digests and key ids.
-type OutputKeys = (u32, Digest, Vec<Digest>, Vec<KeyId>);
+pub(crate) type OutputKeys = (u32, Digest, Vec<Digest>, Vec<KeyId>);
 
 struct Keys<'g> {
     solver: KeySolver<'g>,
@@ -373,118 +375,6 @@ impl Solver {
             keys: local_keys,
             key_graph,
         })
-    }
-}
-
-/// What the scheduling loop collected.
-struct Schedule {
-    results: HashMap<Input, Filesystem>,
-    executed: Vec<VertexId>,
-    cached: Vec<VertexId>,
-    images: BTreeMap<VertexId, ResolvedImage>,
-    failure: Option<SolveError>,
-}
-
-/// Runs every vertex the target needs, each once its inputs are done, at most `parallelism` at
-/// a time; after a failure nothing new starts and the running ones are waited for.
-fn schedule(ctx: &SolveContext<'_, '_>, parallelism: usize) -> Schedule {
-    let order = ctx.request.graph.ancestors(ctx.request.target.vertex);
-    let mut waiting: HashMap<VertexId, usize> = HashMap::new();
-    let mut dependents: HashMap<VertexId, Vec<VertexId>> = HashMap::new();
-    let mut ready: VecDeque<VertexId> = VecDeque::new();
-    for &v in &order {
-        let mut deps: Vec<VertexId> = ctx
-            .request
-            .graph
-            .vertex(v)
-            .inputs
-            .iter()
-            .map(|i| i.vertex)
-            .collect();
-        deps.sort();
-        deps.dedup();
-        for d in &deps {
-            dependents.entry(*d).or_default().push(v);
-        }
-        if deps.is_empty() {
-            ready.push_back(v);
-        } else {
-            waiting.insert(v, deps.len());
-        }
-    }
-    let mut results: HashMap<Input, Filesystem> = HashMap::new();
-    let mut executed = Vec::new();
-    let mut cached = Vec::new();
-    let mut images = BTreeMap::new();
-    let mut failure: Option<SolveError> = None;
-    std::thread::scope(|scope| {
-        let (tx, rx) = std::sync::mpsc::channel();
-        let mut running = 0usize;
-        loop {
-            while failure.is_none() && running < parallelism {
-                let Some(v) = ready.pop_front() else { break };
-                let inputs: Result<Vec<Filesystem>, SolveError> = ctx
-                    .request
-                    .graph
-                    .vertex(v)
-                    .inputs
-                    .iter()
-                    .map(|i| {
-                        results.get(i).cloned().ok_or_else(|| SolveError::Internal {
-                            reason: format!("vertex {} has no output {}", i.vertex.0, i.output),
-                        })
-                    })
-                    .collect();
-                let tx = tx.clone();
-
-                running += 1;
-                scope.spawn(move || {
-                    let outcome = inputs.and_then(|inputs| ctx.run_vertex(v, &inputs));
-                    let _ = tx.send((v, outcome));
-                });
-            }
-            if running == 0 {
-                break;
-            }
-            let Ok((v, outcome)) = rx.recv() else { break };
-            running -= 1;
-            match outcome {
-                Ok(done) => {
-                    for (output, fs) in done.outputs {
-                        results.insert(Input::new(v, output), fs);
-                    }
-                    if done.cached {
-                        cached.push(v);
-                    } else {
-                        executed.push(v);
-                    }
-                    if let Some(image) = done.image {
-                        images.insert(v, image);
-                    }
-                    for d in dependents.get(&v).into_iter().flatten() {
-                        if let Some(n) = waiting.get_mut(d) {
-                            *n -= 1;
-                            if *n == 0 {
-                                waiting.remove(d);
-                                ready.push_back(*d);
-                            }
-                        }
-                    }
-                }
-                Err(e) => {
-                    if failure.is_none() {
-                        failure = Some(e);
-                    }
-                }
-            }
-        }
-    });
-    Schedule {
-        results,
-        executed,
-        cached,
-        images,
-        failure,
     }
 }
 
@@ -678,80 +568,6 @@ impl SolveContext<'_, '_> {
         })
     }
 
-    /// Adds the keys of `v` (content keys of local inputs computed first) and returns, per
-    /// output, its local key and BuildKit record digests; outputs that cannot be keyed stably
-    /// are left out (they are never cached).
-    fn add_keys(
-        &self,
-        v: VertexId,
-        facts: &VertexFacts,
-        inputs: &[Filesystem],
-    ) -> Result<Vec<OutputKeys>, SolveError> {
-        let map = {
-            let mut keys = self.keys.lock().map_err(poisoned)?;
-            keys.solver.cache_map(v, facts)?.clone()
-        };
-        let mut content_keys = Vec::new();
-        for (i, keying) in map.inputs.iter().enumerate() {
-            let (Some(selectors), Some(Filesystem::Local(dir))) = (&keying.content, inputs.get(i))
-            else {
-                // Content keys of layered inputs would need their files; their definition keys
-                // are stable already, so the local cache does without.
-                continue;
-            };
-            let tree = self.context_tree(dir.path())?;
-            let selectors: Vec<Selector> = selectors
-                .iter()
-                .map(|s| Selector::new(s.path.clone(), s.wildcard, s.follow_links))
-                .collect();
-            content_keys.push((i, contenthash::content_key(&tree, &selectors)?));
-        }
-        let mut keys = self.keys.lock().map_err(poisoned)?;
-        keys.solver.add_vertex(v, facts, &content_keys)?;
-        let Keys { solver, memo } = &mut *keys;
-        let graph = solver.keys();
-        let mut out = Vec::new();
-        let outputs: Vec<Input> = graph
-            .nodes()
-            .iter()
-            .filter_map(|n| match n.kind {
-                KeyKind::Definition { vertex, output, .. } if vertex == v => {
-                    Some(Input::new(vertex, output))
-                }
-                _ => None,
-            })
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        for input in outputs {
-            let ids = graph.keys_of(input).to_vec();
-            let records: Vec<Digest> = ids
-                .iter()
-                .filter_map(|k| graph.node(*k).record.stable().cloned())
-                .collect();
-            if let Some(local) = ids.iter().rev().find_map(|k| local_key(graph, *k, memo)) {
-                out.push((input.output, local, records, ids));
-            }
-        }
-        Ok(out)
-    }
-
-    fn context_tree(&self, dir: &std::path::Path) -> Result<Arc<ContentTree>, SolveError> {
-        if let Some(tree) = self.trees.lock().map_err(poisoned)?.get(dir) {
-            return Ok(tree.clone());
-        }
-        let options = ContextOptions::new(TreeOptions::new(
-            self.options.profile.content_profile(),
-            SourceKind::LocalContext,
-        ));
-        let tree = Arc::new(hash_directory(dir, &options)?);
-        self.trees
-            .lock()
-            .map_err(poisoned)?
-            .insert(dir.to_path_buf(), tree.clone());
-        Ok(tree)
-    }
-
     /// The extracted snapshot directories of `layers`, bottom first, pulling blobs the store
     /// does not have yet.
     pub(crate) fn materialize(
@@ -852,40 +668,4 @@ fn merge_layers(
         layers.extend(chain.iter().cloned());
     }
     Ok(vec![(0, Filesystem::Layers(layers))])
-}
-
-/// The local cache key of key node `id`: its record digest and, per input, the key of one
-/// alternative (a content key when there is one, as it is the one that can match again for a
-/// local context whose definition key is random), hashed together. `None` when the node or an
-/// input has only random keys: such a result is never cached.
-pub fn local_key<S: std::hash::BuildHasher>(
-    keys: &KeyGraph,
-    id: KeyId,
-    memo: &mut HashMap<KeyId, Option<Digest>, S>,
-) -> Option<Digest> {
-    if let Some(known) = memo.get(&id) {
-        return known.clone();
-    }
-    let node = keys.node(id);
-    let result = match &node.record {
-        RecordKey::Random(_) => None,
-        RecordKey::Stable(record) => {
-            let mut pre = format!("inlay-local-key-v1 {record}");
-            let mut complete = true;
-            for (i, alternatives) in node.inputs.iter().enumerate() {
-                let chosen = alternatives.iter().rev().find_map(|link| {
-                    local_key(keys, link.key, memo).map(|d| (d, link.selector.clone()))
-                });
-                let Some((digest, selector)) = chosen else {
-                    complete = false;
-                    break;
-                };
-                let selector = selector.map(|s| s.to_string()).unwrap_or_default();
-                let _ = write!(pre, " {i}:{digest}:{selector}");
-            }
-            complete.then(|| Digest::sha256_of(pre.as_bytes()))
-        }
-    };
-    memo.insert(id, result.clone());
-    result
 }
