@@ -10,7 +10,6 @@
 //! * [`store`] and [`matcher`]: imported caches and local results, and how a build's keys hit
 //!   them (sections 4.5 and 4.6).
 //! * [`export`]: a solved build's keys turned into inline records (sections 2.5 and 3.2).
-//! * [`artifact`]: inlay's multi-stage cache artifact (an OCI artifact whose subject is the image).
 //!
 //! ```
 //! use inlay_core::cache::RecordGraph;
@@ -23,7 +22,6 @@
 //! assert_eq!(graph.to_inline(), value);
 //! ```
 
-pub mod artifact;
 mod codec;
 mod error;
 pub mod export;
