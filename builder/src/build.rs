@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use inlay_core::cache::artifact::{CacheArtifact, distribution_sources};
+use inlay_core::cache::artifact::distribution_sources;
 use inlay_core::cache::export::{ExportResult, export_chain};
 use inlay_core::cache::matcher::{Alternative, MatchSet};
 use inlay_core::cache::{CacheConfig, CacheLayer, CacheStore, RecordGraph, Timestamp};
@@ -27,8 +27,8 @@ use inlay_core::descriptor::ANNOTATION_UNCOMPRESSED;
 use inlay_core::op::{Input, NetMode, Op, VertexId};
 use inlay_core::{Descriptor, Digest, Platform, Reference};
 use inlay_exporter_inline::{
-    ArchiveDestination, ArchiveFormat, BlobLocation, BlobMap, ConfigInput, ImageInput, Layer,
-    ManifestFormat, PushOptions, write_archive, write_image,
+    ArchiveDestination, ArchiveFormat, BlobLocation, BlobMap, CacheArtifact, ConfigInput,
+    ImageInput, Layer, ManifestFormat, PushOptions, write_archive, write_image,
 };
 use inlay_frontend_dockerfile::lower::ResolvedImage as BaseResolved;
 use inlay_frontend_dockerfile::stages;

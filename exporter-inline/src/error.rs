@@ -3,7 +3,6 @@
 use std::path::PathBuf;
 
 use inlay_core::Digest;
-use inlay_core::cache::artifact::ArtifactError;
 use inlay_core::image::ImageError;
 use inlay_registry::RegistryError;
 
@@ -80,12 +79,35 @@ pub enum ExportError {
         /// What the bytes hash to.
         actual: Digest,
     },
-    /// The cache artifact cannot be built or an existing referrers index cannot be read.
-    #[error("cache artifact cannot be built")]
-    Artifact {
-        /// Why.
+    /// A stages cache layer has no valid `containerd.io/uncompressed` annotation, which the
+    /// importer needs as the layer's identity.
+    #[error("cache layer {digest} has no valid containerd.io/uncompressed annotation")]
+    MissingDiffId {
+        /// The layer blob.
+        digest: Digest,
+    },
+    /// The stages cache config names a blob the artifact does not carry.
+    #[error("cache config names layer blob {digest}, which the artifact does not carry")]
+    UnknownCacheBlob {
+        /// The blob.
+        digest: Digest,
+    },
+    /// The stages cache config is larger than importers read.
+    #[error("cache config is {size} bytes, more than the {cap} bytes importers read")]
+    CacheConfigTooLarge {
+        /// Its size.
+        size: u64,
+        /// The cap.
+        cap: u64,
+    },
+    /// The index under a referrers tag does not parse.
+    #[error("referrers index {reference} does not parse")]
+    ReferrersIndex {
+        /// The tag.
+        reference: String,
+        /// The parser's complaint.
         #[source]
-        source: ArtifactError,
+        source: serde_json::Error,
     },
 }
 

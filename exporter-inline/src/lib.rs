@@ -11,8 +11,8 @@
 //!   the tag already names the image.
 //! * [`archive`]: `type=oci` (OCI image layout, directory or tar) and `type=docker` (docker
 //!   archive for `docker load`).
-//! * [`artifact`]: inlay's multi-stage cache artifact pushed next to the image and listed under
-//!   the referrers tag.
+//! * [`artifact`]: inlay's stages cache artifact (in the importer's format) pushed next to the
+//!   image and listed under the referrers tag.
 //!
 //! It deliberately does not compute cache keys, export cache chains or build layers: it gets
 //! records, layer descriptors and blob locations from the builder.
@@ -51,7 +51,7 @@ pub mod push;
 pub mod source;
 
 pub use archive::{ArchiveDestination, ArchiveFormat, ArchiveReport, write_archive};
-pub use artifact::{ArtifactReport, push_cache_artifact};
+pub use artifact::{ArtifactReport, CacheArtifact, push_cache_artifact};
 pub use error::ExportError;
 pub use image::{BuiltImage, ConfigInput, ImageInput, Layer, ManifestFormat, write_image};
 pub use push::{PushOptions, PushReport, push_image};

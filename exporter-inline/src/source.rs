@@ -52,7 +52,39 @@ impl BlobMap {
         self.locations.insert(digest, location);
         self
     }
+
+    /// Records a lazily imported layer by its containerd distribution-source annotation
+    /// (`containerd.io/distribution.source.<registry>` = comma-separated repositories, which the
+    /// importer sets on every layer it imports): the first repository that parses as a
+    /// reference. Returns whether one did; a blob already located (say, in the local store) is
+    /// left where it is.
+    pub fn insert_distribution_source(&mut self, descriptor: &Descriptor) -> bool {
+        if self.locations.contains_key(&descriptor.digest) {
+            return true;
+        }
+        let found = descriptor
+            .annotations
+            .iter()
+            .find_map(|(key, repositories)| {
+                let registry = key.strip_prefix(ANNOTATION_DISTRIBUTION_SOURCE_PREFIX)?;
+                repositories
+                    .split(',')
+                    .filter(|r| !r.is_empty())
+                    .find_map(|r| Reference::parse(&format!("{registry}/{r}")).ok())
+            });
+        match found {
+            Some(reference) => {
+                self.insert(descriptor.digest.clone(), BlobLocation::Registry(reference));
+                true
+            }
+            None => false,
+        }
+    }
 }
+
+/// containerd's annotation prefix naming the repositories of a registry a blob can be fetched
+/// or mounted from.
+pub const ANNOTATION_DISTRIBUTION_SOURCE_PREFIX: &str = "containerd.io/distribution.source.";
 
 impl BlobSource for BlobMap {
     fn locate(&self, digest: &Digest) -> Option<BlobLocation> {
@@ -126,5 +158,35 @@ pub(crate) async fn verify_file(path: &Path, expected: &Digest) -> Result<(), Ex
             expected: expected.clone(),
             actual,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn distribution_sources_locate_lazy_layers() {
+        let mut d = Descriptor::of_bytes(inlay_core::media_types::OCI_LAYER_GZIP, b"l");
+        let mut map = BlobMap::new();
+        assert!(!map.insert_distribution_source(&d));
+        d.annotations.insert(
+            format!("{ANNOTATION_DISTRIBUTION_SOURCE_PREFIX}localhost:5000"),
+            "team/cache,other".to_owned(),
+        );
+        assert!(map.insert_distribution_source(&d));
+        let Some(BlobLocation::Registry(r)) = map.locate(&d.digest) else {
+            panic!("located in a registry")
+        };
+        assert_eq!(r.registry(), "localhost:5000");
+        assert_eq!(r.repository(), "team/cache");
+        // A local copy wins over the registry.
+        let mut local = BlobMap::new();
+        local.insert(d.digest.clone(), BlobLocation::File("/store/blob".into()));
+        assert!(local.insert_distribution_source(&d));
+        assert_eq!(
+            local.locate(&d.digest),
+            Some(BlobLocation::File("/store/blob".into()))
+        );
     }
 }

@@ -8,7 +8,7 @@ use std::task::{Context, Poll};
 
 use futures_util::stream::{self, StreamExt};
 use inlay_core::cache::artifact::{
-    self, CacheArtifact, INLAY_CACHE_ARTIFACT_TYPE, MAX_CACHE_CONFIG_SIZE,
+    CacheArtifact, INLAY_CACHE_ARTIFACT_TYPE, MAX_CACHE_CONFIG_SIZE,
 };
 use inlay_core::image::{Document, ImageConfig, ImageIndex, ImageManifest};
 use inlay_core::{Descriptor, Digest, Platform, Reference, media_types};
@@ -201,11 +201,8 @@ impl Importer {
         }
         if media_types::is_manifest(&top.media_type) {
             let manifest: Document<ImageManifest> = parse_manifest(bytes, &digest, "manifest")?;
-            if let Ok(parsed) = CacheArtifact::parse(manifest.bytes()) {
-                return self.artifact_cache(reference, digest, &parsed).await;
-            }
             if manifest.view().config.media_type == media_types::BUILDKIT_CACHE_CONFIG {
-                let kind = if artifact::is_cache_artifact(manifest.view()) {
+                let kind = if CacheArtifact::is_cache_artifact(manifest.view()) {
                     OriginKind::StagesArtifact
                 } else {
                     OriginKind::RegistryCache
@@ -446,31 +443,6 @@ impl Importer {
         }))
     }
 
-    /// A stages artifact named directly by the reference: a registry cache of its own.
-    async fn artifact_cache(
-        &self,
-        reference: &Reference,
-        digest: Digest,
-        parsed: &CacheArtifact,
-    ) -> Result<ImportedCache, ImportError> {
-        let origin = self
-            .config_origin(
-                reference,
-                &digest,
-                parsed.cache_config_descriptor(),
-                parsed.layers(),
-                OriginKind::StagesArtifact,
-            )
-            .await?;
-        Ok(ImportedCache {
-            reference: reference.clone(),
-            digest,
-            kind: CacheKind::RegistryManifest,
-            origins: vec![origin],
-            warnings: Vec::new(),
-        })
-    }
-
     /// Adds the stages artifacts that refer to any of `subjects`.
     async fn stages_artifacts(
         &self,
@@ -529,15 +501,15 @@ impl Importer {
         let manifest: Document<ImageManifest> =
             parse_manifest(m.bytes.to_vec(), &artifact.digest, "stages artifact")?;
         let parsed =
-            CacheArtifact::parse(manifest.bytes()).map_err(|e| ImportError::Malformed {
+            CacheArtifact::from_manifest(manifest.view()).map_err(|e| ImportError::Malformed {
                 digest: artifact.digest.clone(),
                 reason: e.to_string(),
             })?;
         self.config_origin(
             reference,
             &artifact.digest,
-            parsed.cache_config_descriptor(),
-            parsed.layers(),
+            &parsed.config,
+            &parsed.layers,
             OriginKind::StagesArtifact,
         )
         .await

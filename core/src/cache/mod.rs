@@ -11,7 +11,7 @@
 //!   them (sections 4.5 and 4.6).
 //! * [`export`]: a solved build's keys turned into inline records (sections 2.5 and 3.2).
 //! * [`artifact`]: inlay's stages cache artifact (an OCI artifact holding a cache config for a
-//!   multi-stage build's non-final stages, subject the image) and the distribution source annotation.
+//!   multi-stage build's non-final stages) and the distribution source annotation.
 //!
 //! ```
 //! use inlay_core::cache::RecordGraph;

@@ -1,7 +1,7 @@
 //! Images with inline caches, registry caches and stages artifacts, pushed to the test registry.
 
 use bytes::Bytes;
-use inlay_core::cache::artifact::{self, CacheArtifact};
+use inlay_core::cache::artifact::CacheArtifact;
 use inlay_core::descriptor::ANNOTATION_UNCOMPRESSED;
 use inlay_core::{Descriptor, Digest, Platform, Reference, media_types};
 use inlay_registry::{BlobSource, Client};
@@ -189,32 +189,12 @@ pub async fn push_stages_artifact(
     config: &(Descriptor, Bytes),
 ) -> Digest {
     push_blobs(client, reference, layers, config).await;
-    let empty = artifact::empty_descriptor();
-    client
-        .push_blobs(
-            reference,
-            vec![(
-                empty.clone(),
-                BlobSource::Bytes(Bytes::from_static(artifact::EMPTY_JSON)),
-            )],
-        )
-        .await
-        .unwrap();
-    // The exporter's layout: empty config, the layers, then the cache config blob last.
-    let mut blobs: Vec<Descriptor> = layers.iter().map(annotated).collect();
-    blobs.push(config.0.clone());
-    let manifest = inlay_core::image::ImageManifest {
-        schema_version: 2,
-        media_type: Some(media_types::OCI_MANIFEST.to_owned()),
-        artifact_type: Some(artifact::ARTIFACT_TYPE.to_owned()),
-        config: empty,
-        layers: blobs,
-        subject: Some(subject.clone()),
-        annotations: std::collections::BTreeMap::new(),
-        extra: std::collections::BTreeMap::new(),
-    };
-    let bytes = serde_json::to_vec(&manifest).unwrap();
-    CacheArtifact::parse(&bytes).unwrap();
+    let artifact = CacheArtifact::new(
+        subject.clone(),
+        config.0.clone(),
+        layers.iter().map(annotated).collect(),
+    );
+    let bytes = artifact.to_bytes();
     let digest = client
         .put_manifest(
             &reference.with_digest(Digest::sha256_of(&bytes)),
@@ -224,7 +204,7 @@ pub async fn push_stages_artifact(
         .await
         .unwrap();
     let mut entry = Descriptor::of_bytes(media_types::OCI_MANIFEST, &bytes);
-    entry.artifact_type = Some(artifact::ARTIFACT_TYPE.to_owned());
+    entry.artifact_type = artifact.to_manifest().artifact_type;
     let tag = inlay_registry::referrers_tag(&subject.digest);
     push_index(client, &reference.with_tag(&tag), &[entry]).await;
     digest
