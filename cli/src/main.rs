@@ -5,6 +5,7 @@
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod build_flags;
+mod inspect;
 mod spec;
 
 use std::process::ExitCode;
@@ -25,6 +26,16 @@ struct Cli {
 enum Command {
     /// Build an image from a Dockerfile and a context (flags as `docker buildx build` spells them).
     Build(Box<BuildFlags>),
+    /// Look at caches in a registry.
+    #[command(subcommand)]
+    Cache(CacheCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum CacheCommand {
+    /// Show the inline cache of an image (BuildKit's or inlay's) or a BuildKit registry cache:
+    /// per platform, the records, the layer each result ends at, and the links as a tree.
+    Inspect(inspect::InspectArgs),
 }
 
 /// Exit codes: 0 success, 1 a failed build, 2 bad usage (clap's own code for usage errors too).
@@ -44,5 +55,6 @@ fn main() -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
         },
+        Command::Cache(CacheCommand::Inspect(args)) => inspect::run(&args),
     }
 }

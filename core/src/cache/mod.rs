@@ -10,6 +10,8 @@
 //! * [`store`] and [`matcher`]: imported caches and local results, and how a build's keys hit
 //!   them (sections 4.5 and 4.6).
 //! * [`export`]: a solved build's keys turned into inline records (sections 2.5 and 3.2).
+//! * [`artifact`]: inlay's stages cache artifact (an OCI artifact holding a cache config for a
+//!   multi-stage build's non-final stages) and the distribution source annotation.
 //!
 //! ```
 //! use inlay_core::cache::RecordGraph;
@@ -22,6 +24,7 @@
 //! assert_eq!(graph.to_inline(), value);
 //! ```
 
+pub mod artifact;
 mod codec;
 mod error;
 pub mod export;

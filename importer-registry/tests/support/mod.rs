@@ -1,0 +1,56 @@
+//! Test harness for the importer: the real registry (copied from `registry/tests/support`), a
+//! mock HTTP server and a counting proxy for faults and request counts, and images with inline
+//! caches built from the shared BuildKit samples.
+#![allow(
+    dead_code,
+    clippy::missing_panics_doc,
+    clippy::must_use_candidate,
+    clippy::unwrap_used,
+    clippy::format_push_string,
+    clippy::too_many_lines,
+    clippy::type_complexity
+)]
+
+pub mod http;
+pub mod image;
+pub mod proxy;
+pub mod registry;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use inlay_core::Reference;
+use inlay_registry::{Client, ClientConfig, CredentialStore, RetryPolicy};
+
+/// Client settings for tests: quick backoff so that retries cost milliseconds.
+pub fn test_config() -> ClientConfig {
+    ClientConfig {
+        retry: RetryPolicy {
+            max_attempts: 3,
+            initial_backoff: Duration::from_millis(20),
+            max_backoff: Duration::from_millis(100),
+            max_retry_after: Duration::from_secs(1),
+        },
+        ..ClientConfig::default()
+    }
+}
+
+pub fn anonymous_client() -> Client {
+    Client::new(test_config(), CredentialStore::empty()).unwrap()
+}
+
+pub fn reference(host: &str, path: &str) -> Reference {
+    format!("{host}/{path}").parse().unwrap()
+}
+
+/// The `shared/conformance` folder, canonicalised.
+pub fn conformance_dir() -> PathBuf {
+    let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/../../shared/conformance");
+    std::fs::canonicalize(dir).unwrap_or_else(|e| panic!("conformance data at {dir}: {e}"))
+}
+
+/// The bytes of `relative` under `shared/conformance`.
+pub fn read_conformance(relative: &str) -> Vec<u8> {
+    let path = conformance_dir().join(relative);
+    std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()))
+}
