@@ -1,12 +1,16 @@
-//! The inlay solver and local store.
+//! The inlay solver and local store: executes a build graph ([`inlay_core::op::Graph`]) into
+//! layers and assembles the image.
 //!
-//! This crate will own the build itself: walking the build graph from the target, asking the local
-//! and imported caches, running misses (RUN in an OCI runtime such as `runc` over an overlayfs
-//! snapshot, file operations in-process), turning snapshots into reproducible layers, and the
-//! content-addressed local store with atomic writes and locking.
-//!
-//! Today it holds the daemonless engine pieces the solver is built from:
-//!
+//! * [`solver`]: walks the graph from a target, runs independent vertices in parallel, forms
+//!   BuildKit's keys step by step and asks a cache (the store's local cache index) before running
+//!   a step; execs run in an OCI runtime over overlay snapshots, file ops in-process, merges
+//!   concatenate layer chains; base-image layers are pulled only when a step needs their files;
+//! * [`source`]: images through the registry client (manifest and config at resolve time, blobs
+//!   on demand), the local build context staged with include paths and exclusions;
+//! * [`fileop`]: COPY/ADD/WORKDIR/heredoc semantics of BuildKit's file backend and fsutil copy;
+//! * [`image`]: the final config (sorted top-level keys, history, `SOURCE_DATE_EPOCH`) and
+//!   manifest from a result's layers;
+//! * [`progress`]: typed progress events for the CLI to render;
 //! * [`context`]: walks a build context and computes BuildKit's content hashes of `COPY`
 //!   sources with [`inlay_core::contenthash`];
 //! * [`plan`]: lowers a Dockerfile, hashes the context paths it needs and solves the cache
@@ -19,9 +23,11 @@
 //! * [`snapshot`]: writable rootfs from stacked snapshots (overlayfs, or copying);
 //! * [`runtime`]: running a step's command in `runc`/`crun` from a generated OCI bundle.
 //!
-//! It deliberately does not print anything (it emits `tracing` events; the CLI renders), does not
-//! talk to registries (the registry crates do), and needs root for overlayfs, device nodes,
-//! ownership and the OCI runtime; without root, layers, extraction and the store still work.
+//! It deliberately does not print anything (it emits `tracing` events and typed progress; the CLI
+//! renders), does not speak the registry protocol itself (it drives `inlay-registry` for base
+//! images), does not lower Dockerfiles (the frontend does), and needs root for overlayfs, device
+//! nodes, ownership and the OCI runtime; without root, layers, extraction, file ops (on copied
+//! snapshots) and the store still work.
 //!
 //! ```
 //! use inlay_builder::extract::{extract, ExtractOptions};
@@ -42,8 +48,13 @@
 
 pub mod context;
 pub mod extract;
+pub mod fileop;
+pub mod image;
 pub mod layer;
 pub mod plan;
+pub mod progress;
 pub mod runtime;
 pub mod snapshot;
+pub mod solver;
+pub mod source;
 pub mod store;
