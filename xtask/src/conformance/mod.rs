@@ -166,6 +166,7 @@ fn buildkit(root: &Path, options: &Options, source: &dyn RecordSource) -> Result
     let cases_start = Instant::now();
     let outcomes = run_cases(&engine, &base, &cases, source, &out, &mut timings);
     timings.cases = cases_start.elapsed();
+    processes::park_if_interrupted();
     let stop_start = Instant::now();
     drop(engine);
     timings.stop = stop_start.elapsed();
@@ -184,10 +185,13 @@ fn run_cases(
     let platform = platform();
     let mut outcomes = Vec::new();
     for case in cases {
+        processes::park_if_interrupted();
         let case_out = out.join(&case.name);
         let docker = match docker_build::build(engine, base, case, &case_out) {
             Ok(docker) => docker,
             Err(err) => {
+                // The interrupt handler may be stopping dockerd under this build.
+                processes::park_if_interrupted();
                 eprintln!("xtask: case {}: docker: {err:#}", case.name);
                 outcomes.push((case.name.clone(), Outcome::DockerFailed));
                 continue;

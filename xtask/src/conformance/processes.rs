@@ -5,6 +5,7 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, Once};
 use std::time::{Duration, Instant};
 
@@ -15,6 +16,8 @@ static CHILDREN: Mutex<Vec<(String, Child)>> = Mutex::new(Vec::new());
 /// Scratch directories to remove once the children are gone.
 static SCRATCH: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
 static HANDLER: Once = Once::new();
+/// Set once ctrl-c or SIGTERM arrived, so the main thread stops starting work.
+static INTERRUPTED: AtomicBool = AtomicBool::new(false);
 
 /// How long a child has to exit after SIGTERM before it is killed. dockerd stops its own
 /// containerd on SIGTERM and needs a few seconds; SIGKILL would orphan containerd.
@@ -32,6 +35,7 @@ pub fn install_interrupt_handler() -> Result<()> {
     let mut result = Ok(());
     HANDLER.call_once(|| {
         result = ctrlc::set_handler(|| {
+            INTERRUPTED.store(true, Ordering::SeqCst);
             eprintln!("xtask: interrupted; stopping dockerd and the registry");
             stop_all();
             for dir in lock(&SCRATCH).drain(..) {
@@ -42,6 +46,19 @@ pub fn install_interrupt_handler() -> Result<()> {
         .context("installing the ctrl-c handler");
     });
     result
+}
+
+/// Whether ctrl-c or SIGTERM arrived (the handler is then stopping everything and will exit).
+pub fn interrupted() -> bool {
+    INTERRUPTED.load(Ordering::SeqCst)
+}
+
+/// Once interrupted, never returns: the handler is stopping the children and removing the
+/// scratch directories, and exits the process when done; the main thread must not race it.
+pub fn park_if_interrupted() {
+    while interrupted() {
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 /// A running child, stopped (SIGTERM, then SIGKILL after a grace period) and reaped on drop.
