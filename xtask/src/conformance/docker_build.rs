@@ -1,7 +1,7 @@
 //! One case built by docker: build with the inline cache on, push, read the image back, decode
 //! its records, and keep every input and output under the case's output folder.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -25,6 +25,10 @@ pub struct BaseImage {
 pub struct DockerBuild {
     /// The Dockerfile as given to docker.
     pub dockerfile: String,
+    /// Where it was written.
+    pub dockerfile_path: PathBuf,
+    /// What `BASE` was.
+    pub base_reference: String,
     /// Every `--build-arg` given, in order.
     pub build_args: Vec<(String, String)>,
     /// The pushed image.
@@ -80,7 +84,7 @@ fn keep_outputs(
 
 /// `docker build` for `case` (without tag and context), and the build args it passes with a
 /// value.
-fn build_command(
+pub fn build_command(
     engine: &Engine,
     case: &Case,
     dockerfile: &Path,
@@ -192,6 +196,8 @@ pub fn build(engine: &Engine, base: &BaseImage, case: &Case, out: &Path) -> Resu
     keep_outputs(out, &image, &records, &images)?;
     Ok(DockerBuild {
         dockerfile,
+        dockerfile_path,
+        base_reference,
         build_args,
         image,
         records,

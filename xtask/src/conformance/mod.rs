@@ -12,6 +12,7 @@ mod cases;
 mod compare;
 mod docker_build;
 mod engine;
+mod filesystems;
 mod image_roots;
 mod processes;
 mod registry_http;
@@ -31,11 +32,14 @@ use inlay_core::cachekey::KeyProfile;
 
 use crate::conformance::docker_build::{BaseImage, DockerBuild};
 use crate::conformance::engine::Engine;
+use crate::conformance::filesystems::{DockerFilesystems, Filesystems};
 use crate::conformance::seam::{CaseInput, DockerTimes, RecordSource, SeamError};
 
-const USAGE: &str = "usage: cargo xtask conformance buildkit [--case NAME]... [--keep]\n\
-    \x20 --case NAME  run only this case (and the case it takes its base from); repeatable\n\
-    \x20 --keep       keep the scratch directory (dockerd and registry state and logs)";
+const USAGE: &str = "usage: cargo xtask conformance buildkit [--case NAME]... [--keep] [--unpack STAGE]...\n\
+    \x20 --case NAME     run only this case (and the case it takes its base from); repeatable\n\
+    \x20 --keep          keep the scratch directory (dockerd and registry state and logs)\n\
+    \x20 --unpack STAGE  also unpack the named stage's filesystem as docker built it into\n\
+    \x20                 target/conformance/buildkit/<case>/filesystems/ (for content-key diffs)";
 
 /// Runs `cargo xtask conformance ARGS`.
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
@@ -52,6 +56,7 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
 struct Options {
     only: Vec<String>,
     keep: bool,
+    unpack: Vec<String>,
 }
 
 fn parse_args(args: &[String]) -> Result<Options> {
@@ -64,6 +69,10 @@ fn parse_args(args: &[String]) -> Result<Options> {
                 None => bail!("--case needs a name\n{USAGE}"),
             },
             "--keep" => options.keep = true,
+            "--unpack" => match args.next() {
+                Some(stage) => options.unpack.push(stage.clone()),
+                None => bail!("--unpack needs a stage name\n{USAGE}"),
+            },
             other => bail!("unknown argument {other:?}\n{USAGE}"),
         }
     }
@@ -164,7 +173,15 @@ fn buildkit(root: &Path, options: &Options, source: &dyn RecordSource) -> Result
     );
 
     let cases_start = Instant::now();
-    let outcomes = run_cases(&engine, &base, &cases, source, &out, &mut timings);
+    let outcomes = run_cases(
+        &engine,
+        &base,
+        &cases,
+        source,
+        &options.unpack,
+        &out,
+        &mut timings,
+    );
     timings.cases = cases_start.elapsed();
     processes::park_if_interrupted();
     let stop_start = Instant::now();
@@ -179,6 +196,7 @@ fn run_cases(
     base: &BaseImage,
     cases: &[cases::Case],
     source: &dyn RecordSource,
+    unpack: &[String],
     out: &Path,
     timings: &mut Timings,
 ) -> Vec<(String, Outcome)> {
@@ -198,11 +216,25 @@ fn run_cases(
             }
         };
         timings.docker_build += docker.build_time;
+        let filesystems = DockerFilesystems::new(
+            engine,
+            Box::new(|| {
+                docker_build::build_command(
+                    engine,
+                    case,
+                    &docker.dockerfile_path,
+                    &docker.base_reference,
+                )
+                .0
+            }),
+            &case.dir,
+            &case_out.join("filesystems"),
+        );
         let (found, outcome) = match image_roots::check(&docker.images, &platform, &docker.records)
         {
             Ok(roots) if roots.problems.is_empty() => (
                 roots.found.join(", "),
-                compare_case(case, &docker, &platform, source, &case_out),
+                compare_case(case, &docker, &platform, source, &filesystems, &case_out),
             ),
             Ok(roots) => (
                 roots.found.join(", "),
@@ -213,6 +245,19 @@ fn run_cases(
                 Outcome::HarnessCheckFailed(vec![format!("{err:#}")]),
             ),
         };
+        for stage in unpack {
+            match filesystems.stage(stage) {
+                Ok(dir) => eprintln!(
+                    "xtask: case {}: stage {stage} unpacked in {}",
+                    case.name,
+                    dir.display()
+                ),
+                Err(err) => eprintln!(
+                    "xtask: case {}: stage {stage} not unpacked: {err:#}",
+                    case.name
+                ),
+            }
+        }
         eprintln!(
             "xtask: case {}: docker {:.1}s, {} records, {} layers, image roots [{found}]: {}",
             case.name,
@@ -285,6 +330,7 @@ fn compare_case(
     docker: &DockerBuild,
     platform: &Platform,
     source: &dyn RecordSource,
+    filesystems: &dyn Filesystems,
     out: &Path,
 ) -> Outcome {
     let times = DockerTimes::of(&docker.records);
@@ -301,6 +347,7 @@ fn compare_case(
         image_layers: &docker.image.manifest_view.layers,
         diff_ids: &docker.image.config_view.rootfs.diff_ids,
         times: &times,
+        filesystems,
     };
     match source.records(&input) {
         Err(SeamError::NotWired) => Outcome::NotWired,
@@ -342,10 +389,16 @@ mod tests {
             parse_args(&args(&["--case", "a", "--keep", "--case", "b"])).unwrap(),
             Options {
                 only: args(&["a", "b"]),
-                keep: true
+                keep: true,
+                unpack: Vec::new(),
             }
         );
         assert!(parse_args(&args(&["--case"])).is_err());
         assert!(parse_args(&args(&["--fast"])).is_err());
+        assert_eq!(
+            parse_args(&args(&["--unpack", "builder"])).unwrap().unpack,
+            ["builder"]
+        );
+        assert!(parse_args(&args(&["--unpack"])).is_err());
     }
 }

@@ -12,6 +12,8 @@ use inlay_core::cache::RecordGraph;
 use inlay_core::cachekey::KeyProfile;
 use inlay_core::{Descriptor, Digest, Platform, Timestamp};
 
+pub use crate::conformance::filesystems::Filesystems;
+
 /// The network mode a case is built with (`docker build --network`); it enters every RUN's key
 /// (spec section 5.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -93,7 +95,7 @@ impl DockerTimes {
 }
 
 /// Everything one case's build depended on, and what docker produced that the export needs.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct CaseInput<'a> {
     /// The case's name (its folder under `conformance/buildkit/`).
     pub name: &'a str,
@@ -119,6 +121,9 @@ pub struct CaseInput<'a> {
     pub diff_ids: &'a [Digest],
     /// docker's `createdAt` values.
     pub times: &'a DockerTimes,
+    /// The filesystems `COPY --from=<stage|image>` reads, as docker built them, for their
+    /// content keys.
+    pub filesystems: &'a dyn Filesystems,
 }
 
 /// One key inlay computed, labelled for a readable diff.
@@ -198,6 +203,18 @@ mod tests {
         assert_eq!(times.for_result(&other, 2), Timestamp::default());
     }
 
+    struct NoFilesystems;
+
+    impl Filesystems for NoFilesystems {
+        fn stage(&self, name: &str) -> anyhow::Result<std::path::PathBuf> {
+            anyhow::bail!("no stage {name}")
+        }
+
+        fn image(&self, reference: &str) -> anyhow::Result<std::path::PathBuf> {
+            anyhow::bail!("no image {reference}")
+        }
+    }
+
     #[test]
     fn the_placeholder_says_not_wired() {
         let input = CaseInput {
@@ -213,6 +230,7 @@ mod tests {
             image_layers: &[],
             diff_ids: &[],
             times: &DockerTimes::default(),
+            filesystems: &NoFilesystems,
         };
         assert!(matches!(NotWired.records(&input), Err(SeamError::NotWired)));
     }
