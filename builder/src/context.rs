@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use inlay_frontend_dockerfile::dockerignore::Dockerignore;
+
 use inlay_core::contenthash::{
     ContentHashError, ContentTree, ContentTreeBuilder, Entry, EntryKind, HeaderRules, SourceKind,
     Stat, TreeOptions, contains_wildcards, path_match,
@@ -56,6 +58,9 @@ pub struct ContextOptions {
     pub include_paths: Option<Vec<String>>,
     /// Threads that hash file contents.
     pub threads: NonZeroUsize,
+    /// `.dockerignore` patterns: excluded paths are not sent (a client applies them before
+    /// sending); `None` excludes nothing.
+    pub exclude: Option<Dockerignore>,
 }
 
 impl ContextOptions {
@@ -65,7 +70,15 @@ impl ContextOptions {
             tree,
             include_paths: None,
             threads: std::thread::available_parallelism().unwrap_or(NonZeroUsize::MIN),
+            exclude: None,
         }
+    }
+
+    /// Leaves out what `ignore` excludes (see [`ContextOptions::exclude`]).
+    #[must_use]
+    pub fn excluding(mut self, ignore: Dockerignore) -> Self {
+        self.exclude = Some(ignore);
+        self
     }
 
     /// Restricts the walk to `paths` (see [`ContextOptions::include_paths`]).
@@ -93,7 +106,7 @@ pub fn hash_directory(root: &Path, options: &ContextOptions) -> Result<ContentTr
     // client, send them only if something below them is sent.
     let mut ancestors: BTreeMap<String, Stat> = BTreeMap::new();
     let mut sent: Vec<String> = Vec::new();
-    let track_sent = filter.patterns.is_some();
+    let track_sent = filter.patterns.is_some() || options.exclude.is_some();
 
     if options.tree.source == SourceKind::Snapshot {
         let meta = fs::symlink_metadata(root).map_err(io_error(root))?;
@@ -116,9 +129,20 @@ pub fn hash_directory(root: &Path, options: &ContextOptions) -> Result<ContentTr
             } else {
                 format!("{relative_dir}/{name}")
             };
-            let visit = filter.visit(&relative);
+            let mut visit = filter.visit(&relative);
             if visit == Visit::Skip {
                 continue;
+            }
+            if let Some(ignore) = &options.exclude {
+                if ignore.is_excluded(&relative) {
+                    // An excluded directory is still walked when an exception (`!pattern`)
+                    // may re-include something below it; it is then sent only as a parent.
+                    let is_dir = item.file_type().is_ok_and(|t| t.is_dir());
+                    if !(is_dir && ignore.has_exceptions()) {
+                        continue;
+                    }
+                    visit = Visit::Ancestor;
+                }
             }
             let meta = fs::symlink_metadata(&absolute).map_err(io_error(&absolute))?;
             let stat = stat_of(&absolute, &meta)?;
@@ -462,17 +486,8 @@ fn link_targets(root: &Path, relative: &str) -> Result<Vec<String>, ContextError
 /// A relative path cleaned lexically (`.`, `..`, repeated and trailing slashes), never above
 /// the root; the root itself is `""`.
 fn clean_relative(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    parts.join("/")
+    let absolute = inlay_core::gopath::join_root(path);
+    absolute.trim_start_matches('/').to_owned()
 }
 
 #[cfg(test)]

@@ -26,6 +26,7 @@ pub mod contenthash;
 pub mod descriptor;
 pub mod digest;
 pub mod gojson;
+pub mod gopath;
 pub mod image;
 pub mod op;
 pub mod platform;

@@ -10,9 +10,12 @@
 //!   references, the order stages depend on each other, and the stages a target needs.
 //! * [`dockerignore`]: `.dockerignore` reading and matching with Docker's patternmatcher
 //!   semantics, and the choice between `.dockerignore` and `<Dockerfile>.dockerignore`.
+//! * [`lower`]: the build graph (`inlay_core::op`) BuildKit's Dockerfile frontend emits for a
+//!   chosen key profile, given the base images the caller resolved, with the image config and
+//!   history it writes.
 //!
-//! It deliberately does no IO (callers pass bytes and file names in) and does not lower a
-//! Dockerfile to the build graph; that needs resolved base images and lives on top of this.
+//! It deliberately does no IO: callers pass bytes and file names in, resolve base images
+//! themselves and hash the context paths the lowering names.
 //!
 //! ```
 //! use inlay_frontend_dockerfile::{instructions, parser};
@@ -35,6 +38,7 @@ pub mod dockerignore;
 mod error;
 mod go_quote;
 pub mod instructions;
+pub mod lower;
 pub mod parser;
 pub mod shell;
 pub mod stages;

@@ -1,7 +1,7 @@
 //! `cargo xtask ...`: the workspace's chores, one command each.
 //!
 //! * `cargo xtask test`: the one test command (installs what tests need, checks format, lints, the
-//!   house rules, then runs every test).
+//!   house rules, builds the fuzz targets, then runs every test).
 //! * `cargo xtask house`: only the house rules (dependency direction, a pure `core`).
 //! * `cargo xtask demo`: the main job end to end on this machine alone.
 //! * `cargo xtask fuzz-build`: builds the cargo-fuzz targets under `fuzz/` (installs cargo-fuzz).
@@ -43,7 +43,7 @@ fn real_main() -> Result<()> {
         Some("conformance") => conformance::run(&root, &args[1..]),
         _ => bail!(
             "usage: cargo xtask <test|house|demo|install-deps|fuzz-build|conformance>\n\
-             \x20 test          install test dependencies, check fmt, clippy and house rules, run all tests\n\
+             \x20 test          install test dependencies, check fmt, clippy, house rules, build fuzz targets, run all tests\n\
              \x20 house         check dependency direction and core purity\n\
              \x20 demo          run the main job end to end on this machine\n\
              \x20 install-deps  install the Debian packages the tests need (as root)\n\
@@ -83,6 +83,8 @@ fn test(root: &std::path::Path, extra: &[String]) -> Result<()> {
             ],
         ),
     )?;
+    // CI builds every fuzz target on stable, so a change that breaks one fails here.
+    fuzz::build(root)?;
     run::step(
         "doc tests",
         run::cargo(root, &["test", "--workspace", "--doc"]),

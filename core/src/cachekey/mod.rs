@@ -82,6 +82,15 @@ impl KeyProfile {
         }
     }
 
+    /// The content-hash rules of the same BuildKit (spec section 5.8): docker 20.10's v0.8 rules,
+    /// or for the current profile the v0.13–v0.24 rules verified on the v0.24 sample.
+    pub fn content_profile(self) -> crate::contenthash::Profile {
+        match self {
+            KeyProfile::BuildkitV08 => crate::contenthash::Profile::BuildkitV08,
+            KeyProfile::BuildkitCurrent => crate::contenthash::Profile::BuildkitV13,
+        }
+    }
+
     /// How Go escapes backspace and form feed in this BuildKit's pre-images.
     pub fn escapes(self) -> ControlEscapes {
         match self {
@@ -290,47 +299,12 @@ pub(crate) type DepKeying = (Option<Digest>, Option<Vec<ContentSelector>>);
 
 /// Go's `path.Join("/", p)`: an absolute, cleaned path.
 pub(crate) fn join_root(p: &str) -> String {
-    clean_path(&format!("/{p}"))
-}
-
-/// Go's `path.Clean` for absolute paths, and the general rule for relative ones.
-pub(crate) fn clean_path(p: &str) -> String {
-    if p.is_empty() {
-        return ".".to_owned();
-    }
-    let rooted = p.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for part in p.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                if parts.last().is_some_and(|l| *l != "..") {
-                    parts.pop();
-                } else if !rooted {
-                    parts.push("..");
-                }
-            }
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
+    crate::gopath::join_root(p)
 }
 
 /// Go's `path.Base`.
 pub(crate) fn base_name(p: &str) -> String {
-    if p.is_empty() {
-        return ".".to_owned();
-    }
-    let trimmed = p.trim_end_matches('/');
-    if trimmed.is_empty() {
-        return "/".to_owned();
-    }
-    trimmed.rsplit('/').next().unwrap_or(trimmed).to_owned()
+    crate::gopath::base(p).to_owned()
 }
 
 #[cfg(test)]
@@ -347,7 +321,19 @@ mod tests {
         assert_eq!(base_name("/"), "/");
         assert_eq!(base_name("data.txt"), "data.txt");
         assert_eq!(base_name(""), ".");
-        assert_eq!(clean_path("a/../../b"), "../b");
+    }
+
+    #[test]
+    fn content_profiles_pair_with_key_profiles() {
+        use crate::contenthash::Profile;
+        assert_eq!(
+            KeyProfile::BuildkitV08.content_profile(),
+            Profile::BuildkitV08
+        );
+        assert_eq!(
+            KeyProfile::BuildkitCurrent.content_profile(),
+            Profile::BuildkitV13
+        );
     }
 
     #[test]

@@ -8,22 +8,11 @@
 /// Cleans `path` to an absolute path with Go's lexical rules (`.` dropped, `..` applied, repeated
 /// and trailing slashes removed, `..` above the root ignored); the root is `""`.
 pub(crate) fn key_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
+    let mut cleaned = crate::gopath::join_root(path);
+    if cleaned == "/" {
+        cleaned.clear();
     }
-    let mut out = String::with_capacity(path.len() + 1);
-    for part in parts {
-        out.push('/');
-        out.push_str(part);
-    }
-    out
+    cleaned
 }
 
 /// The cleaned absolute form with the root written as `/` (Go's `path.Join("/", p)`).
@@ -52,17 +41,7 @@ pub(crate) fn key_to_path(key: &[u8]) -> String {
 
 /// Go's `path.Base`: the last element, `"."` for an empty path and `"/"` for the root.
 pub(crate) fn go_base(path: &str) -> &str {
-    if path.is_empty() {
-        return ".";
-    }
-    let trimmed = path.trim_end_matches('/');
-    if trimmed.is_empty() {
-        return "/";
-    }
-    match trimmed.rfind('/') {
-        Some(i) => &trimmed[i + 1..],
-        None => trimmed,
-    }
+    crate::gopath::base(path)
 }
 
 /// Whether a path component holds `*`, `?` or `[` outside a backslash escape (BuildKit's

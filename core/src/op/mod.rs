@@ -25,8 +25,8 @@ mod file;
 mod source;
 
 pub use exec::{
-    CacheOpt, CacheSharing, ExecMeta, ExecOp, HostIp, Mount, MountType, NetMode, SecretOpt,
-    SecurityMode, SshOpt, TmpfsOpt, Ulimit,
+    CacheOpt, CacheSharing, ExecMeta, ExecOp, HostIp, Mount, MountType, NetMode, ProxyEnv,
+    SecretEnv, SecretOpt, SecurityMode, SshOpt, TmpfsOpt, Ulimit,
 };
 pub use file::{
     ChownOpt, FileAction, FileActionKind, FileCopy, FileMkdir, FileMkfile, FileOp, FileRm,

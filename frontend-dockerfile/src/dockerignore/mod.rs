@@ -43,35 +43,12 @@ pub enum DockerignoreError {
 
 /// Go's `filepath.Clean` for slash-separated paths.
 pub fn clean_path(path: &str) -> String {
-    let rooted = path.starts_with('/');
-    let mut parts: Vec<&str> = Vec::new();
-    for element in path.split('/') {
-        match element {
-            "" | "." => {}
-            ".." => match parts.last() {
-                Some(&last) if last != ".." => {
-                    parts.pop();
-                }
-                _ if rooted => {}
-                _ => parts.push(".."),
-            },
-            other => parts.push(other),
-        }
-    }
-    let joined = parts.join("/");
-    match (rooted, joined.is_empty()) {
-        (true, _) => format!("/{joined}"),
-        (false, true) => ".".to_owned(),
-        (false, false) => joined,
-    }
+    inlay_core::gopath::clean(path)
 }
 
 /// Go's `filepath.Dir` for slash-separated paths.
 fn dir(path: &str) -> String {
-    match path.rfind('/') {
-        Some(i) => clean_path(&path[..=i]),
-        None => ".".to_owned(),
-    }
+    inlay_core::gopath::dir(path)
 }
 
 /// The patterns of a `.dockerignore` file, in order, as `ignorefile.ReadAll` returns them

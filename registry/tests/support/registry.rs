@@ -1,0 +1,239 @@
+//! Debian's `docker-registry` (CNCF distribution 2.8) started for one test.
+//!
+//! Listens on a free port of 127.0.0.1, stores in a temporary directory, and is killed when the
+//! handle drops (also when the test panics).
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use super::token::TokenServer;
+
+pub const USER: &str = "inlay";
+pub const PASSWORD: &str = "pa55-w0rd";
+
+/// How the registry authenticates.
+pub enum Setup<'a> {
+    Open,
+    Basic,
+    Token(&'a TokenServer),
+    /// https with a certificate for [`TLS_NAME`] issued by the CA in `ca.crt` of the registry's
+    /// directory.
+    Tls,
+}
+
+/// The host name the TLS set-up's certificate is for.
+pub const TLS_NAME: &str = "registry.inlay.test";
+
+pub struct TestRegistry {
+    pub addr: SocketAddr,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn write_htpasswd(dir: &Path) -> PathBuf {
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", USER, PASSWORD])
+        .output()
+        .expect("htpasswd (apache2-utils) is installed");
+    assert!(out.status.success(), "htpasswd failed");
+    let path = dir.join("htpasswd");
+    std::fs::write(&path, &out.stdout).unwrap();
+    path
+}
+
+fn openssl(dir: &Path, args: &[&str]) {
+    let out = Command::new("openssl")
+        .args(args)
+        .current_dir(dir)
+        .output()
+        .expect("openssl CLI is installed");
+    assert!(
+        out.status.success(),
+        "openssl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// A test CA (`ca.crt`) and a server certificate for [`TLS_NAME`] signed by it.
+fn make_tls_certificate(dir: &Path) -> (PathBuf, PathBuf) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-subj",
+        "/CN=inlay-test-ca",
+        "-days",
+        "2",
+    ]);
+    openssl(dir, &ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    let subject = format!("/CN={TLS_NAME}");
+    csr.extend([
+        "-keyout",
+        "tls.key",
+        "-out",
+        "tls.csr",
+        "-subj",
+        subject.as_str(),
+    ]);
+    openssl(dir, &csr);
+    std::fs::write(
+        dir.join("ext.cnf"),
+        format!("subjectAltName=DNS:{TLS_NAME}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
+    )
+    .unwrap();
+    openssl(
+        dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "tls.csr",
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            "tls.crt",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+        ],
+    );
+    (dir.join("tls.crt"), dir.join("tls.key"))
+}
+
+impl TestRegistry {
+    pub fn start(setup: &Setup<'_>) -> TestRegistry {
+        let mut dir = tempfile::tempdir().unwrap();
+        let auth = match setup {
+            Setup::Open => String::new(),
+            Setup::Basic => format!(
+                "auth:\n  htpasswd:\n    realm: inlay-test\n    path: {}\n",
+                write_htpasswd(dir.path()).display()
+            ),
+            Setup::Tls => {
+                let (cert, key) = make_tls_certificate(dir.path());
+                format!(
+                    "  tls:\n    certificate: {}\n    key: {}\n",
+                    cert.display(),
+                    key.display()
+                )
+            }
+            Setup::Token(server) => format!(
+                "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
+                server.realm(),
+                super::token::SERVICE,
+                super::token::ISSUER,
+                server.cert_path().display()
+            ),
+        };
+        // Port races with other tests are possible in principle; a failed start retries.
+        for _ in 0..5 {
+            let port = free_port();
+            let config = format!(
+                "version: 0.1\n\
+                 log:\n  level: info\n  accesslog:\n    disabled: true\n\
+                 storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
+                 http:\n  addr: 127.0.0.1:{port}\n  secret: inlay-test-secret\n\
+                 {auth}",
+                dir.path().join("data").display()
+            );
+            let config_path = dir.path().join("config.yml");
+            std::fs::write(&config_path, config).unwrap();
+            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+            let child = Command::new("docker-registry")
+                .arg("serve")
+                .arg(&config_path)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("docker-registry is installed (cargo xtask install-deps)");
+            let mut reg = TestRegistry {
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                dir,
+                child,
+            };
+            if reg.wait_ready() {
+                return reg;
+            }
+            let _ = reg.child.kill();
+            let _ = reg.child.wait();
+            dir = std::mem::replace(&mut reg.dir, tempfile::tempdir().unwrap());
+            drop(reg);
+        }
+        panic!("docker-registry did not start");
+    }
+
+    fn wait_ready(&mut self) -> bool {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return false;
+            }
+            if let Ok(mut s) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)) {
+                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
+                let req = format!(
+                    "GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
+                    self.addr
+                );
+                if s.write_all(req.as_bytes()).is_ok() {
+                    let mut answer = String::new();
+                    let _ = s.read_to_string(&mut answer);
+                    // A TLS listener answers plain HTTP with a 400, which also says it is up.
+                    if answer.starts_with("HTTP/1.") {
+                        return true;
+                    }
+                }
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        false
+    }
+
+    /// The registry's process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// `127.0.0.1:<port>`, the registry's name in references.
+    pub fn host(&self) -> String {
+        self.addr.to_string()
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for TestRegistry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
