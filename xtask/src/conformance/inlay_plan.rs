@@ -1,12 +1,5 @@
 //! inlay's side of the suite: `inlay_builder::plan` behind the [`RecordSource`] seam.
 //!
-//! NOT COMPILED YET: `inlay_builder::plan` is on the `lowering` branch, not on main. Once it is,
-//! plug it in with three edits: `mod inlay_plan;` in `conformance/mod.rs`, `&inlay_plan::InlayPlanner`
-//! instead of `&seam::NotWired` in `conformance::run`, and `inlay-builder.workspace = true` and
-//! `inlay-frontend-dockerfile.workspace = true` in `xtask/Cargo.toml`. (Checked against the
-//! `lowering` commit 51d84eb in a scratch copy: it compiles clippy-clean and 21 of the 25
-//! cases match docker byte for byte.)
-//!
 //! The case's inputs become a [`PlanInput`]; the base images the plan asks for are the ones
 //! the harness resolved (a base in dockerd's store gets no manifest digest: docker 20.10 keys
 //! it by chainID only, spec section 5.7); `COPY --from=<stage>` content keys are computed over

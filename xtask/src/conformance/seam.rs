@@ -97,8 +97,6 @@ impl DockerTimes {
 /// Everything one case's build depended on, and what docker produced that the export needs.
 #[derive(Clone)]
 pub struct CaseInput<'a> {
-    /// The case's name (its folder under `conformance/buildkit/`).
-    pub name: &'a str,
     /// The build context.
     pub context: &'a Path,
     /// The Dockerfile bytes docker was given (placeholders already filled in).
@@ -117,8 +115,6 @@ pub struct CaseInput<'a> {
     pub images: &'a [ResolvedImage],
     /// The pushed image's layers (manifest order, base first).
     pub image_layers: &'a [Descriptor],
-    /// The pushed image's `rootfs.diff_ids` (docker 20.10's inline export matches on these).
-    pub diff_ids: &'a [Digest],
     /// docker's `createdAt` values.
     pub times: &'a DockerTimes,
     /// The filesystems `COPY --from=<stage|image>` reads, as docker built them, for their
@@ -150,9 +146,9 @@ pub struct InlayRecords {
 /// Why inlay gave no records for a case.
 #[derive(Debug, thiserror::Error)]
 pub enum SeamError {
-    /// The source is a placeholder: inlay's planner is not plugged in yet.
-    #[error("inlay's planner is not wired into the conformance suite yet")]
-    NotWired,
+    /// The source compares nothing (`--docker-only`).
+    #[error("comparison skipped")]
+    Skipped,
     /// The planner failed on this case.
     #[error("inlay failed on this case")]
     Failed(#[source] anyhow::Error),
@@ -167,16 +163,16 @@ pub trait RecordSource {
     fn records(&self, case: &CaseInput<'_>) -> Result<InlayRecords, SeamError>;
 }
 
-/// The source used until `inlay_builder::plan` lands: it says so, and the suite fails.
-pub struct NotWired;
+/// The source of `--docker-only`: builds and checks docker's side, compares nothing.
+pub struct DockerOnly;
 
-impl RecordSource for NotWired {
+impl RecordSource for DockerOnly {
     fn name(&self) -> &'static str {
-        "not wired"
+        "none (--docker-only)"
     }
 
     fn records(&self, _case: &CaseInput<'_>) -> Result<InlayRecords, SeamError> {
-        Err(SeamError::NotWired)
+        Err(SeamError::Skipped)
     }
 }
 
@@ -216,9 +212,8 @@ mod tests {
     }
 
     #[test]
-    fn the_placeholder_says_not_wired() {
+    fn docker_only_skips() {
         let input = CaseInput {
-            name: "x",
             context: Path::new("."),
             dockerfile: b"FROM scratch\n",
             build_args: &[],
@@ -228,10 +223,12 @@ mod tests {
             profile: KeyProfile::BuildkitV08,
             images: &[],
             image_layers: &[],
-            diff_ids: &[],
             times: &DockerTimes::default(),
             filesystems: &NoFilesystems,
         };
-        assert!(matches!(NotWired.records(&input), Err(SeamError::NotWired)));
+        assert!(matches!(
+            DockerOnly.records(&input),
+            Err(SeamError::Skipped)
+        ));
     }
 }
