@@ -204,7 +204,7 @@ pub fn compare(docker: &RecordGraph, inlay: &InlayRecords) -> Comparison {
     for digest in docker_unpaired {
         let view = docker_by_digest[digest];
         rows.push(Row {
-            label: describe_docker_record(view, &label_of),
+            label: describe_docker_record(digest, view, &docker_views, &label_of),
             docker: Some(digest.clone()),
             inlay: None,
             verdict: Verdict::DockerOnly,
@@ -297,9 +297,30 @@ fn links(
     format!("[{}]", parts.join(", "))
 }
 
-fn describe_docker_record(view: &RecordView, label_of: &dyn Fn(&Digest) -> String) -> String {
+/// A docker-only record: its links, or for a root (an image key or a content key) the inputs
+/// that link to it, which name the step it belongs to.
+fn describe_docker_record(
+    digest: &Digest,
+    view: &RecordView,
+    all: &[(Digest, RecordView)],
+    label_of: &dyn Fn(&Digest) -> String,
+) -> String {
     let mut s = if view.inputs.is_empty() {
-        "docker root record".to_owned()
+        let users: Vec<String> = all
+            .iter()
+            .flat_map(|(user, v)| {
+                v.inputs
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, alts)| alts.iter().any(|(d, _)| d == digest))
+                    .map(move |(i, _)| format!("input {i} of {} ({})", short(user), label_of(user)))
+            })
+            .collect();
+        if users.is_empty() {
+            "docker root record".to_owned()
+        } else {
+            format!("docker root record, linked from {}", users.join(", "))
+        }
     } else {
         let inputs: Vec<String> = view.inputs.iter().map(|a| links(a, label_of)).collect();
         format!("docker record with inputs {}", inputs.join(" "))
@@ -495,6 +516,12 @@ mod tests {
         let comparison = compare(&docker(), &inlay);
         let text = render("short", &comparison);
         assert!(text.contains("  DOCKER ONLY docker record with inputs [sha256:111111111111 (FROM)], result layer 1  docker sha256:222222222222 | inlay -\n"), "{text}");
+        let inlay = InlayRecords {
+            graph: graph(r#"[{"digest":"D5"}]"#),
+            steps: steps(&[('5', "other")]),
+        };
+        let text = render("roots", &compare(&docker(), &inlay));
+        assert!(text.contains("  DOCKER ONLY docker root record, linked from input 0 of sha256:222222222222 ((unlabelled record))  docker sha256:111111111111 | inlay -\n"), "{text}");
         assert!(text.contains("DOCKER ONLY docker record with inputs [sha256:222222222222 ((unlabelled record))], result layer 2"), "{text}");
     }
 }
