@@ -4,7 +4,7 @@
 //! An inline cache only holds results made of the image's own layers (spec section 3.2 step
 //! 3.3), so the stages a multi-stage build copies from lose theirs. inlay attaches them to the
 //! pushed image as an OCI 1.1 artifact, in the shape the importer reads
-//! (`inlay_core::cache::artifact` on the importer's branch; the constants below are the same):
+//! ([`inlay_core::cache::artifact`], which the importer reads with):
 //!
 //! * an OCI image manifest with `artifactType` [`ARTIFACT_TYPE`];
 //! * its `config` is a BuildKit registry cache config blob
@@ -28,7 +28,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use bytes::Bytes;
 use inlay_core::cache::CacheConfig;
 use inlay_core::descriptor::ANNOTATION_UNCOMPRESSED;
-use inlay_core::image::{ImageIndex, ImageManifest};
+use inlay_core::image::ImageIndex;
 use inlay_core::{Descriptor, Digest, Reference, media_types};
 use inlay_registry::{Client, referrers_tag};
 
@@ -36,12 +36,11 @@ use crate::error::ExportError;
 use crate::push::{PushOptions, PushReport, push_blobs, push_one};
 use crate::source::{BlobLocation, BlobSource};
 
-/// The `artifactType` of the stages cache artifact (the importer's `INLAY_CACHE_ARTIFACT_TYPE`).
-pub const ARTIFACT_TYPE: &str = "application/vnd.inlay.cache.v1+json";
-
-/// The largest cache config blob BuildKit's importer reads (`readBlob`, spec section 2.6), and
-/// so the largest inlay's importer reads (its `MAX_CACHE_CONFIG_SIZE`).
-pub const MAX_CACHE_CONFIG_SIZE: u64 = 1024 * 1024;
+/// The `artifactType` of the stages cache artifact, and the largest cache config blob BuildKit's
+/// importer reads (`readBlob`, spec section 2.6): one definition, in `core`, for both sides.
+pub use inlay_core::cache::artifact::{
+    INLAY_CACHE_ARTIFACT_TYPE as ARTIFACT_TYPE, MAX_CACHE_CONFIG_SIZE,
+};
 
 /// A built stages cache artifact: manifest bytes with their digest, and the cache config blob.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,18 +86,13 @@ impl CacheArtifact {
         }
         let cache_config_descriptor =
             Descriptor::of_bytes(media_types::BUILDKIT_CACHE_CONFIG, &cache_config);
-        let manifest = ImageManifest {
-            schema_version: 2,
-            media_type: Some(media_types::OCI_MANIFEST.to_owned()),
-            artifact_type: Some(ARTIFACT_TYPE.to_owned()),
-            config: cache_config_descriptor.clone(),
-            layers: kept.clone(),
-            subject: Some(subject.clone()),
-            annotations: BTreeMap::new(),
-            extra: BTreeMap::new(),
-        };
-        let manifest = serde_json::to_vec(&manifest)
-            .expect("a manifest of strings, digests and integers always serialises");
+        // The same manifest the importer parses: built by core's typed artifact.
+        let manifest = inlay_core::cache::artifact::CacheArtifact::new(
+            subject.clone(),
+            cache_config_descriptor.clone(),
+            kept.clone(),
+        )
+        .to_bytes();
         Ok(CacheArtifact {
             digest: Digest::sha256_of(&manifest),
             manifest: Bytes::from(manifest),

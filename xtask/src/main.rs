@@ -5,10 +5,12 @@
 //! * `cargo xtask house`: only the house rules (dependency direction, a pure `core`).
 //! * `cargo xtask demo`: the main job end to end on this machine alone.
 //! * `cargo xtask fuzz-build`: builds the cargo-fuzz targets under `fuzz/` (installs cargo-fuzz).
+//! * `cargo xtask conformance buildkit`: inlay's cache records against docker 20.10's BuildKit.
 
 // xtask is a developer tool that talks to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod conformance;
 mod demo;
 mod fuzz;
 mod house;
@@ -38,13 +40,15 @@ fn real_main() -> Result<()> {
         Some("demo") => demo::run(&root),
         Some("fuzz-build") => fuzz::build(&root),
         Some("install-deps") => packages::ensure(&packages::TEST_PACKAGES),
+        Some("conformance") => conformance::run(&root, &args[1..]),
         _ => bail!(
-            "usage: cargo xtask <test|house|demo|install-deps|fuzz-build>\n\
+            "usage: cargo xtask <test|house|demo|install-deps|fuzz-build|conformance>\n\
              \x20 test          install test dependencies, check fmt, clippy, house rules, build fuzz targets, run all tests\n\
              \x20 house         check dependency direction and core purity\n\
              \x20 demo          run the main job end to end on this machine\n\
              \x20 install-deps  install the Debian packages the tests need (as root)\n\
-             \x20 fuzz-build    install cargo-fuzz if missing and build the fuzz targets"
+             \x20 fuzz-build    install cargo-fuzz if missing and build the fuzz targets\n\
+             \x20 conformance buildkit  compare inlay's cache records with docker 20.10's (root; starts dockerd)"
         ),
     }
 }

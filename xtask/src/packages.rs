@@ -35,6 +35,24 @@ pub const TEST_PACKAGES: [Package; 4] = [
     },
 ];
 
+/// What `cargo xtask conformance buildkit` needs: docker 20.10 (dockerd with its embedded
+/// BuildKit, and the `/usr/bin/docker` client), the registry to push to, and a static busybox for
+/// the base image.
+pub const DOCKER_PACKAGES: [Package; 3] = [
+    Package {
+        name: "docker.io",
+        program: "dockerd",
+    },
+    Package {
+        name: "docker-registry",
+        program: "docker-registry",
+    },
+    Package {
+        name: "busybox-static",
+        program: "busybox",
+    },
+];
+
 /// Installs the packages whose program is missing. Needs root; without it, says what is missing.
 pub fn ensure(packages: &[Package]) -> Result<()> {
     let missing: Vec<&str> = packages
