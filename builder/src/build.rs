@@ -485,7 +485,29 @@ pub fn run(request: &BuildRequest, progress: &ProgressSink) -> Result<BuildRepor
         .flatten()
         .chain(kept.iter().copied())
         .collect();
+    // A layer that already lives in a target's registry is mounted there rather than uploaded.
+    let push_registries: std::collections::BTreeSet<String> = request
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            BuildOutput::Image {
+                names, push: true, ..
+            } => Some(names),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|n| Reference::parse(n).ok())
+        .map(|r| r.registry().to_owned())
+        .collect();
     for layer in every_layer {
+        let origin = layer
+            .origin
+            .as_deref()
+            .and_then(|o| Reference::parse(o).ok());
+        if let Some(origin) = origin.filter(|o| push_registries.contains(o.registry())) {
+            blobs.insert(layer.digest.clone(), BlobLocation::Registry(origin));
+            continue;
+        }
         if store.has_blob(&layer.digest) {
             if let Ok(path) = store.blob_path(&layer.digest) {
                 blobs.insert(layer.digest.clone(), BlobLocation::File(path));
