@@ -154,3 +154,47 @@ fn raw_json(event: &ProgressEvent) -> Option<String> {
     };
     Some(value.to_string())
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn plain_numbers_vertices_in_start_order_as_buildkit_does() {
+        let mut state = State {
+            numbers: HashMap::new(),
+            started: HashMap::new(),
+            build_start: Instant::now(),
+        };
+        let v = VertexId(7);
+        let started = ProgressEvent::Started {
+            vertex: v,
+            name: "[build 2/4] WORKDIR /src".into(),
+        };
+        assert_eq!(
+            plain(&mut state, &started).unwrap(),
+            "#1 [build 2/4] WORKDIR /src"
+        );
+        let cached = ProgressEvent::Cached {
+            vertex: v,
+            origin: CacheOrigin::Local,
+        };
+        assert_eq!(plain(&mut state, &cached).unwrap(), "#1 CACHED");
+        let done = ProgressEvent::Done {
+            vertex: v,
+            duration: Duration::from_millis(210),
+            bytes: 0,
+        };
+        assert_eq!(plain(&mut state, &done).unwrap(), "#1 DONE 0.2s\n");
+        let other = ProgressEvent::Failed {
+            vertex: VertexId(3),
+            error: "exit code 1".into(),
+        };
+        assert_eq!(plain(&mut state, &other).unwrap(), "#2 ERROR exit code 1\n");
+        let json: serde_json::Value = serde_json::from_str(&raw_json(&cached).unwrap()).unwrap();
+        assert_eq!(json["event"], "cached");
+        assert_eq!(json["origin"], "local");
+    }
+}
