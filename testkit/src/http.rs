@@ -105,20 +105,13 @@ pub struct HttpServer {
 impl HttpServer {
     /// Starts serving on a free port of 127.0.0.1.
     pub async fn start(handler: Handler) -> HttpServer {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a free port on 127.0.0.1");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
-        let task = tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                let handler = handler.clone();
-                tokio::spawn(async move {
-                    let _ = serve_one(stream, handler).await;
-                });
+        let (addr, task) = accept_loop(move |stream| {
+            let handler = handler.clone();
+            async move {
+                let _ = serve_one(stream, handler).await;
             }
-        });
+        })
+        .await;
         HttpServer { addr, task }
     }
 
@@ -132,6 +125,27 @@ impl Drop for HttpServer {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// Listens on a free port of 127.0.0.1 and runs `serve` on each connection in its own task, until
+/// the returned task is aborted.
+pub(crate) async fn accept_loop<F, Fut>(serve: F) -> (SocketAddr, JoinHandle<()>)
+where
+    F: Fn(TcpStream) -> Fut + Send + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    let listener = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("a free port on 127.0.0.1");
+    let addr = listener
+        .local_addr()
+        .expect("a bound listener has an address");
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(serve(stream));
+        }
+    });
+    (addr, task)
 }
 
 /// Reads bytes until the end of an HTTP head; returns (head, bytes after it).

@@ -4,10 +4,10 @@
 //! the set-ups the tests need ([`registry::Setup`]: open, htpasswd, token, https) and kills it
 //! when the handle drops, also when a test panics. Around it: an in-process token server
 //! ([`token`]), a tiny HTTP/1.1 server for mocks of faults real registries will not produce on
-//! demand ([`http`]), a counting and fault-injecting proxy ([`proxy`]), and a `tracing` capture
-//! ([`capture`]).
+//! demand ([`http`]), a counting and fault-injecting proxy ([`proxy`]), a `tracing` capture
+//! ([`capture`]), and image documents built from `inlay-core` types ([`image`]).
 //!
-//! It deliberately knows nothing of inlay's registry client or image types: it depends only on
+//! It deliberately knows nothing of inlay's registry client: it depends only on
 //! `inlay-core` and external crates, so that `inlay-registry` itself can dev-depend on it. Images
 //! pushed with a client are built in each crate's own `tests/support`. Helpers panic on failure:
 //! a broken harness is a failed test.
@@ -24,6 +24,7 @@
 pub mod capture;
 mod certificate;
 pub mod http;
+pub mod image;
 pub mod proxy;
 pub mod registry;
 pub mod token;

@@ -12,10 +12,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use crate::http::{Response, parse_request_head, read_head, render_response};
+use crate::http::{Response, accept_loop, parse_request_head, read_head, render_response};
 
 /// What the proxy does with one request.
 #[derive(Debug, Clone)]
@@ -114,22 +114,15 @@ pub struct Proxy {
 impl Proxy {
     /// Starts a proxy to `upstream` on a free port of 127.0.0.1, applying `rule`.
     pub async fn start(upstream: SocketAddr, rule: Rule) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("a free port on 127.0.0.1");
-        let addr = listener
-            .local_addr()
-            .expect("a bound listener has an address");
         let stats = Arc::new(Stats::default());
         let s = stats.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (rule, stats) = (rule.clone(), s.clone());
-                tokio::spawn(async move {
-                    let _ = handle(client, upstream, rule, stats).await;
-                });
+        let (addr, task) = accept_loop(move |client| {
+            let (rule, stats) = (rule.clone(), s.clone());
+            async move {
+                let _ = handle(client, upstream, rule, stats).await;
             }
-        });
+        })
+        .await;
         Proxy { addr, stats, task }
     }
 

@@ -2,16 +2,7 @@
 //! faults and request counts (all from `inlay-testkit`), and images with inline caches built from
 //! the shared BuildKit samples.
 // Each test binary includes this module and uses a different part of it.
-#![allow(
-    unused_imports,
-    dead_code,
-    clippy::missing_panics_doc,
-    clippy::must_use_candidate,
-    clippy::unwrap_used,
-    clippy::format_push_string,
-    clippy::too_many_lines,
-    clippy::type_complexity
-)]
+#![allow(unused_imports, dead_code, clippy::unwrap_used)]
 
 pub mod image;
 

@@ -1,17 +1,7 @@
 //! The registry crate's test support: client settings and test images on top of the shared
 //! harness (`inlay-testkit`: the real registry in its set-ups, a token server, proxies).
 // Each test binary includes this module and uses a different part of it.
-#![allow(
-    unused_imports,
-    dead_code,
-    clippy::missing_panics_doc,
-    clippy::must_use_candidate,
-    clippy::unwrap_used,
-    clippy::many_single_char_names,
-    clippy::type_complexity,
-    clippy::format_push_string,
-    clippy::too_many_lines
-)]
+#![allow(unused_imports, dead_code, clippy::unwrap_used)]
 
 pub mod image;
 
