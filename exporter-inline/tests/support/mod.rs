@@ -1,16 +1,7 @@
 //! The test harness: the real registry and a counting proxy (from `inlay-testkit`), and small
 //! images built in the test.
 // Each test binary includes this module and uses a different part of it.
-#![allow(
-    unused_imports,
-    dead_code,
-    clippy::missing_panics_doc,
-    clippy::must_use_candidate,
-    clippy::unwrap_used,
-    clippy::format_push_string,
-    clippy::too_many_lines,
-    clippy::type_complexity
-)]
+#![allow(unused_imports, dead_code, clippy::unwrap_used)]
 
 pub use inlay_testkit::{http, proxy, reference};
 
