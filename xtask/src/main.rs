@@ -89,16 +89,17 @@ fn test(root: &std::path::Path, extra: &[String]) -> Result<()> {
         "doc tests",
         run::cargo(root, &["test", "--workspace", "--doc"]),
     )?;
+    // Differential against a real docker engine; it needs root (skipped with a note when not
+    // root, except in CI where it must run).
+    run::step("conformance buildkit", conformance::test_step(root))?;
+    // The runner's own summary closes the output, so the test suite goes last.
     if run::has_nextest(root) {
         let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
         args.extend(extra.iter().map(String::as_str));
-        run::step("tests (nextest)", run::cargo(root, &args))?;
+        run::step("tests (nextest)", run::cargo(root, &args))
     } else {
         let mut args = vec!["test", "--workspace", "--no-fail-fast"];
         args.extend(extra.iter().map(String::as_str));
-        run::step("tests (cargo test)", run::cargo(root, &args))?;
+        run::step("tests (cargo test)", run::cargo(root, &args))
     }
-    // Differential against a real docker engine: last, as it is the slowest and needs root
-    // (skipped with a note when not root, except in CI where it must run).
-    run::step("conformance buildkit", conformance::test_step(root))
 }
