@@ -9,8 +9,8 @@
 //! pushed image can compare byte for byte.
 //!
 //! Content keys that need a built filesystem (`COPY --from=<stage>`, `COPY --from=<image>`)
-//! are taken from [`PlanInput::stage_trees`] when the caller has them; otherwise the step is
-//! keyed by its definition links only and listed in [`KeyPlan::pending`].
+//! are taken from [`PlanInput::stage_trees`] and [`PlanInput::image_trees`] when the caller has
+//! them; otherwise the step is keyed by its definition links only and listed in [`KeyPlan::pending`].
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -22,7 +22,7 @@ use inlay_core::contenthash::{
     SourceKind, Stat, TreeOptions, content_key,
 };
 use inlay_core::op::{Input, NetMode, Op, VertexId};
-use inlay_core::{Descriptor, Digest, Platform};
+use inlay_core::{Descriptor, Digest, Platform, Reference};
 use inlay_frontend_dockerfile::dockerignore::{Dockerignore, DockerignoreError};
 use inlay_frontend_dockerfile::lower::{
     self, BaseImage, ContentOrigin, LowerError, LowerOptions, Lowered, ResolvedImage,
@@ -109,6 +109,10 @@ pub struct PlanInput {
     /// Hook for `COPY --from=<stage>` content keys: the content tree of a built stage's
     /// result, by stage index (a [`SourceKind::Snapshot`] tree with the profile's rules).
     pub stage_trees: HashMap<usize, ContentTree>,
+    /// Hook for `COPY --from=<image>` content keys: the content tree of an image's filesystem
+    /// (its layers applied), by the reference as lowering resolved it
+    /// ([`ContentOrigin::Image`]); a [`SourceKind::Snapshot`] tree with the profile's rules.
+    pub image_trees: HashMap<Reference, ContentTree>,
 }
 
 impl PlanInput {
@@ -129,6 +133,7 @@ impl PlanInput {
             profile,
             bases: Vec::new(),
             stage_trees: HashMap::new(),
+            image_trees: HashMap::new(),
         }
     }
 
@@ -319,6 +324,22 @@ fn content_keys(
         let tree = match &usage.origin {
             ContentOrigin::Context => context_tree.as_ref(),
             ContentOrigin::Stage(i) => input.stage_trees.get(i),
+            ContentOrigin::Image(reference) => input.image_trees.get(reference),
+            ContentOrigin::Directory {
+                path,
+                mode,
+                uid,
+                gid,
+            } => {
+                inline_tree =
+                    directory_tree(hash_profile, path, *mode, *uid, *gid).map_err(|source| {
+                        PlanError::Content {
+                            description: description.clone(),
+                            source,
+                        }
+                    })?;
+                Some(&inline_tree)
+            }
             ContentOrigin::Inline { path, mode, data } => {
                 inline_tree =
                     inline_file_tree(hash_profile, path, *mode, data).map_err(|source| {
@@ -424,6 +445,24 @@ fn inline_file_tree(
         mode,
     );
     builder.insert(Entry::with_content(path, stat, data.to_vec()))?;
+    builder.build()
+}
+
+/// The tree of a directory made on scratch (a mount's `[internal] setting cache mount
+/// permissions` mkdir): a root directory and the owned directory.
+fn directory_tree(
+    profile: Profile,
+    path: &str,
+    mode: u32,
+    uid: u32,
+    gid: u32,
+) -> Result<ContentTree, ContentHashError> {
+    let mut builder = ContentTreeBuilder::new(TreeOptions::new(profile, SourceKind::Snapshot));
+    builder.insert(Entry::new("/", Stat::new(EntryKind::Dir, 0o755)))?;
+    builder.insert(Entry::new(
+        path,
+        Stat::new(EntryKind::Dir, mode).with_owner(uid, gid),
+    ))?;
     builder.build()
 }
 

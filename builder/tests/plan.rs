@@ -243,6 +243,69 @@ fn copy_from_stage_waits_for_the_stage_tree() {
 }
 
 #[test]
+fn copy_from_image_takes_the_image_tree() {
+    let dir = context(V08);
+    fs::write(
+        dir.path().join("Dockerfile"),
+        b"FROM scratch\nCOPY --from=localhost:5000/busybox:latest /etc/passwd /passwd\n",
+    )
+    .unwrap();
+    let mut plan_input = input(V08, dir.path(), KeyProfile::BuildkitV08, false);
+    plan_input.dockerfile = fs::read(dir.path().join("Dockerfile")).unwrap();
+    let plan = plan_keys(&plan_input).unwrap();
+    assert_eq!(plan.pending.len(), 1);
+    let ContentOrigin::Image(reference) = plan.pending[0].origin.clone() else {
+        panic!("{:?}", plan.pending[0].origin)
+    };
+    assert_eq!(reference.to_string(), "localhost:5000/busybox:latest");
+
+    let mut tree =
+        ContentTreeBuilder::new(TreeOptions::new(Profile::BuildkitV08, SourceKind::Snapshot));
+    tree.insert(Entry::new("/", Stat::new(EntryKind::Dir, 0o755)))
+        .unwrap();
+    tree.insert(Entry::new("/etc", Stat::new(EntryKind::Dir, 0o755)))
+        .unwrap();
+    tree.insert(Entry::with_content(
+        "/etc/passwd",
+        Stat::new(EntryKind::File { size: 5 }, 0o644),
+        b"root\n".to_vec(),
+    ))
+    .unwrap();
+    plan_input
+        .image_trees
+        .insert(reference, tree.build().unwrap());
+    let plan = plan_keys(&plan_input).unwrap();
+    assert!(plan.pending.is_empty());
+    assert_eq!(plan.content.len(), 1);
+    assert_eq!(plan.content[0].selectors[0].path, "/etc/passwd");
+}
+
+#[test]
+fn cache_mount_permissions_get_a_content_key() {
+    let dir = context(V08);
+    fs::write(
+        dir.path().join("Dockerfile"),
+        b"FROM localhost:5000/busybox:latest\nRUN --mount=type=cache,target=/c,uid=1000,mode=0700 true\n",
+    )
+    .unwrap();
+    let mut plan_input = input(V08, dir.path(), KeyProfile::BuildkitV08, false);
+    plan_input.dockerfile = fs::read(dir.path().join("Dockerfile")).unwrap();
+    let plan = plan_keys(&plan_input).unwrap();
+    assert!(plan.pending.is_empty());
+    assert_eq!(plan.content.len(), 1);
+    assert_eq!(plan.content[0].selectors[0].path, "/cache");
+    assert!(matches!(
+        plan.content[0].origin,
+        ContentOrigin::Directory {
+            mode: 0o700,
+            uid: 1000,
+            gid: 0,
+            ..
+        }
+    ));
+}
+
+#[test]
 fn content_profiles_follow_key_profiles() {
     use inlay_builder::plan::content_profile;
     assert_eq!(

@@ -317,6 +317,96 @@ fn other_mounts_and_network() {
 }
 
 #[test]
+fn tmpfs_opt_is_written_only_where_pb_mount_has_it() {
+    // pb.Mount has no TmpfsOpt in v0.8 (docker 20.10); v0.10+ writes an empty one.
+    let src = "FROM busybox\nRUN --mount=type=tmpfs,target=/t true\n";
+    let l = lowered(src, V08);
+    let pre = pre_image(&l, execs(&l)[0].0, V08);
+    assert!(
+        pre.contains(r#"{"input":-1,"dest":"/t","output":-1,"mountType":4}"#),
+        "{pre}"
+    );
+    let l = lowered(src, CURRENT);
+    let pre = pre_image(&l, execs(&l)[0].0, CURRENT);
+    assert!(
+        pre.contains(r#"{"input":-1,"dest":"/t","output":-1,"mountType":4,"TmpfsOpt":{}}"#),
+        "{pre}"
+    );
+}
+
+#[test]
+fn cache_mount_permissions_are_a_keyed_directory() {
+    let src = "FROM busybox\nRUN --mount=type=cache,target=/c,uid=1000,gid=1000,mode=0777 true\n";
+    for profile in [V08, CURRENT] {
+        let l = lowered(src, profile);
+        let (exec, _) = execs(&l)[0];
+        let uses: Vec<_> = l.content_uses.iter().filter(|u| u.vertex == exec).collect();
+        assert_eq!(uses.len(), 1, "{profile}");
+        assert_eq!(
+            uses[0].origin,
+            ContentOrigin::Directory {
+                path: "/cache".to_owned(),
+                mode: 0o755,
+                uid: 1000,
+                gid: 1000,
+            }
+        );
+    }
+}
+
+#[test]
+fn onbuild_triggers_of_the_base_run_after_the_from() {
+    let df = parser::parse(b"FROM parent\nRUN true\n", "Dockerfile").unwrap();
+    let parsed = instructions::parse(&df).unwrap();
+    let opts = options(V08, &[]);
+    let bases = lower::base_images(&df, &parsed, &opts).unwrap();
+    let with_triggers = |triggers: &str| -> ImageConfig {
+        serde_json::from_str(&format!(
+            r#"{{"os":"linux","architecture":"amd64","config":{{"Env":["A=1"],"OnBuild":{triggers}}},"rootfs":{{"type":"layers","diff_ids":["{BUSYBOX_DIFF}"]}}}}"#
+        ))
+        .unwrap()
+    };
+    let resolved = vec![ResolvedImage::new(
+        bases[0].reference.clone(),
+        None,
+        with_triggers(r#"["WORKDIR /w","ENV B=$A","RUN echo $B"]"#),
+    )];
+    let l = lower::lower(&df, &parsed, &opts, &resolved).unwrap();
+    let descriptions: Vec<&str> = l.steps.iter().map(|s| s.description.as_str()).collect();
+    // BuildKit's step total counts the Dockerfile's own steps only, hence "[3/2]".
+    assert_eq!(
+        descriptions,
+        [
+            "[1/2] FROM docker.io/library/parent:latest",
+            "[2/2] WORKDIR /w",
+            "[3/2] RUN echo 1",
+            "[4/2] RUN true"
+        ]
+    );
+    let (_, run) = &execs(&l)[1];
+    assert_eq!(run.meta.cwd, "/w");
+    assert!(
+        run.meta.env.iter().any(|e| e == "B=1"),
+        "{:?}",
+        run.meta.env
+    );
+    let config = l.image.config.as_ref().unwrap();
+    assert!(
+        !config.extra.contains_key("OnBuild"),
+        "triggers are consumed"
+    );
+
+    // A trigger must be one instruction.
+    let resolved = vec![ResolvedImage::new(
+        bases[0].reference.clone(),
+        None,
+        with_triggers(r#"["FROM other"]"#),
+    )];
+    let err = lower::lower(&df, &parsed, &opts, &resolved).unwrap_err();
+    assert!(err.to_string().contains("Dockerfile:1"), "{err}");
+}
+
+#[test]
 fn chown_and_chmod() {
     let src = "FROM busybox\nCOPY --chown=app:1000 --chmod=0755 run.sh /bin/\n";
     for profile in [V08, CURRENT] {

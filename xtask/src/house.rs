@@ -8,16 +8,22 @@ use anyhow::{Context, Result, bail};
 use serde_json::Value;
 
 /// The crate map, bottom first. A crate may depend only on crates of a strictly lower rank.
-const RANKS: [(&str, u8); 8] = [
+const RANKS: [(&str, u8); 9] = [
     ("inlay-core", 0),
     ("inlay-frontend-dockerfile", 1),
     ("inlay-registry", 1),
+    ("inlay-testkit", 1),
     ("inlay-importer-registry", 2),
     ("inlay-exporter-inline", 2),
     ("inlay-builder", 3),
     ("inlay", 4),
     ("xtask", 5),
 ];
+
+/// The dev-only test harness: any crate may dev-depend on it, none but these may depend on it
+/// normally (it starts processes and binds ports; it has no place in a shipped binary).
+const TESTKIT: &str = "inlay-testkit";
+const TESTKIT_NORMAL_USERS: [&str; 1] = ["xtask"];
 
 /// The only normal dependencies `core` may have: pure data and hashing crates.
 const CORE_ALLOWED: [&str; 8] = [
@@ -97,6 +103,12 @@ fn check_edges(metadata: &Value, problems: &mut Vec<String>) {
         for dep in package["dependencies"].as_array().into_iter().flatten() {
             let dep_name = dep["name"].as_str().unwrap_or_default();
             let is_dev = dep["kind"].as_str() == Some("dev");
+            if dep_name == TESTKIT && !is_dev && !TESTKIT_NORMAL_USERS.contains(&name) {
+                problems.push(format!(
+                    "`{name}` depends on `{TESTKIT}` as a normal dependency; it is for [dev-dependencies] only"
+                ));
+                continue;
+            }
             if let Some(dep_rank) = rank(dep_name) {
                 // dev-dependencies may reach sideways for tests, never upwards.
                 let ok = if is_dev {
@@ -143,4 +155,36 @@ fn check_core_source(dir: &Path, problems: &mut Vec<String>) -> Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problems_of(packages: &Value) -> Vec<String> {
+        let mut problems = Vec::new();
+        check_edges(&serde_json::json!({ "packages": packages }), &mut problems);
+        problems
+    }
+
+    #[test]
+    fn testkit_is_a_dev_dependency_only() {
+        let dev = serde_json::json!([
+            {"name": "inlay-registry", "dependencies": [{"name": "inlay-testkit", "kind": "dev"}]},
+            {"name": "inlay-builder", "dependencies": [{"name": "inlay-testkit", "kind": "dev"}]},
+            {"name": "xtask", "dependencies": [{"name": "inlay-testkit", "kind": null}]},
+            {"name": "inlay-testkit", "dependencies": [{"name": "inlay-core", "kind": null}]},
+        ]);
+        assert_eq!(problems_of(&dev), Vec::<String>::new());
+        let normal = serde_json::json!([
+            {"name": "inlay-builder", "dependencies": [{"name": "inlay-testkit", "kind": null}]},
+        ]);
+        let found = problems_of(&normal);
+        assert_eq!(found.len(), 1, "{found:?}");
+        assert!(found[0].contains("dev-dependencies"), "{found:?}");
+        let upwards = serde_json::json!([
+            {"name": "inlay-testkit", "dependencies": [{"name": "inlay-registry", "kind": null}]},
+        ]);
+        assert_eq!(problems_of(&upwards).len(), 1);
+    }
 }

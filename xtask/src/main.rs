@@ -1,7 +1,7 @@
 //! `cargo xtask ...`: the workspace's chores, one command each.
 //!
 //! * `cargo xtask test`: the one test command (installs what tests need, checks format, lints, the
-//!   house rules, builds the fuzz targets, then runs every test).
+//!   house rules, builds the fuzz targets, runs every test, then the docker conformance suite).
 //! * `cargo xtask house`: only the house rules (dependency direction, a pure `core`).
 //! * `cargo xtask demo`: the main job end to end on this machine alone.
 //! * `cargo xtask fuzz-build`: builds the cargo-fuzz targets under `fuzz/` (installs cargo-fuzz).
@@ -43,7 +43,7 @@ fn real_main() -> Result<()> {
         Some("conformance") => conformance::run(&root, &args[1..]),
         _ => bail!(
             "usage: cargo xtask <test|house|demo|install-deps|fuzz-build|conformance>\n\
-             \x20 test          install test dependencies, check fmt, clippy, house rules, build fuzz targets, run all tests\n\
+             \x20 test          install test dependencies, check fmt, clippy, house rules, build fuzz targets, run all tests, then conformance buildkit (root)\n\
              \x20 house         check dependency direction and core purity\n\
              \x20 demo          run the main job end to end on this machine\n\
              \x20 install-deps  install the Debian packages the tests need (as root)\n\
@@ -89,7 +89,10 @@ fn test(root: &std::path::Path, extra: &[String]) -> Result<()> {
         "doc tests",
         run::cargo(root, &["test", "--workspace", "--doc"]),
     )?;
-    // The runner's own summary closes the output, so it goes last.
+    // Differential against a real docker engine; it needs root (skipped with a note when not
+    // root, except in CI where it must run).
+    run::step("conformance buildkit", conformance::test_step(root))?;
+    // The runner's own summary closes the output, so the test suite goes last.
     if run::has_nextest(root) {
         let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
         args.extend(extra.iter().map(String::as_str));

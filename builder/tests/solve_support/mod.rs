@@ -1,17 +1,13 @@
-//! Support for the solver tests: a real registry (Debian's `docker-registry`, started on a free
-//! port of 127.0.0.1 as the registry crate's own test harness does, copied here in its minimal
-//! open form since test support cannot be shared across crates), a busybox-static base image
-//! pushed to it with the registry client, and requirement checks.
+//! Support for the solver tests: a real registry (Debian's `docker-registry` on a free port of
+//! 127.0.0.1, from `inlay-testkit`), a busybox-static base image pushed to it with the registry
+//! client, and requirement checks.
 
 // Test code: a failed unwrap is a failed test.
-#![allow(dead_code, clippy::unwrap_used)]
+#![allow(dead_code, unused_imports, clippy::unwrap_used)]
 
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
 
 use inlay_builder::layer::{LayerOptions, LayerSource, write_layer};
 use inlay_builder::progress::{ProgressEvent, ProgressSink};
@@ -51,90 +47,8 @@ macro_rules! require_components {
     };
 }
 
-/// A registry process, killed on drop.
-pub struct TestRegistry {
-    pub addr: SocketAddr,
-    _dir: tempfile::TempDir,
-    child: Child,
-}
-
-impl TestRegistry {
-    pub fn start() -> TestRegistry {
-        // Port races with other tests are possible in principle; a failed start retries.
-        for _ in 0..5 {
-            let dir = tempfile::tempdir().unwrap();
-            let port = TcpListener::bind("127.0.0.1:0")
-                .unwrap()
-                .local_addr()
-                .unwrap()
-                .port();
-            let config = format!(
-                "version: 0.1\nlog:\n  level: warn\n  accesslog:\n    disabled: true\n\
-                 storage:\n  filesystem:\n    rootdirectory: {}\n\
-                 http:\n  addr: 127.0.0.1:{port}\n  secret: inlay-test-secret\n",
-                dir.path().join("data").display()
-            );
-            let config_path = dir.path().join("config.yml");
-            std::fs::write(&config_path, config).unwrap();
-            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
-            let child = Command::new("docker-registry")
-                .arg("serve")
-                .arg(&config_path)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
-                .stderr(log)
-                .spawn()
-                .unwrap();
-            let mut reg = TestRegistry {
-                addr: SocketAddr::from(([127, 0, 0, 1], port)),
-                _dir: dir,
-                child,
-            };
-            if reg.wait_ready() {
-                return reg;
-            }
-            let _ = reg.child.kill();
-            let _ = reg.child.wait();
-        }
-        panic!("docker-registry did not start");
-    }
-
-    fn wait_ready(&mut self) -> bool {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while Instant::now() < deadline {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return false;
-            }
-            if let Ok(mut s) = TcpStream::connect_timeout(&self.addr, Duration::from_millis(200)) {
-                let _ = s.set_read_timeout(Some(Duration::from_secs(2)));
-                let req = format!(
-                    "GET /v2/ HTTP/1.1\r\nHost: {}\r\nConnection: close\r\n\r\n",
-                    self.addr
-                );
-                if s.write_all(req.as_bytes()).is_ok() {
-                    let mut answer = String::new();
-                    let _ = s.read_to_string(&mut answer);
-                    if answer.starts_with("HTTP/1.") {
-                        return true;
-                    }
-                }
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        false
-    }
-
-    pub fn host(&self) -> String {
-        self.addr.to_string()
-    }
-}
-
-impl Drop for TestRegistry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+/// A registry process (open, from `inlay-testkit`), killed on drop.
+pub use inlay_testkit::registry::OpenRegistry as TestRegistry;
 
 pub fn client() -> Client {
     Client::new(ClientConfig::default(), CredentialStore::empty()).unwrap()

@@ -142,10 +142,13 @@ fn mount_json(m: &Mount, profile: KeyProfile) -> Value {
     o = o
         .omit_empty("readonly", m.readonly)
         .omit_empty("mountType", m.mount_type as i64)
+        // pb.Mount gained TmpfsOpt (field 19) in v0.10: v0.8's message has no such field, so
+        // its JSON never names it; newer clients always set it on a tmpfs mount.
         .optional(
             "TmpfsOpt",
             m.tmpfs_opt
                 .as_ref()
+                .filter(|_| profile.has_tmpfs_opt())
                 .map(|t| Object::new().omit_empty("size", t.size)),
         );
     if let Some(cache) = &m.cache_opt {

@@ -105,6 +105,12 @@ impl KeyProfile {
         matches!(self, KeyProfile::BuildkitCurrent)
     }
 
+    /// v0.10+: `pb.Mount` has a `TmpfsOpt` field (written as `"TmpfsOpt":{}` for a tmpfs
+    /// mount with no size); v0.8's message has none.
+    pub(crate) fn has_tmpfs_opt(self) -> bool {
+        matches!(self, KeyProfile::BuildkitCurrent)
+    }
+
     /// v0.17+: protobuf-go JSON, so `Mount.input`/`output`, `NamedUserOpt.input` and
     /// `MergeInput.input` are `omitempty` (spec section 5.5).
     pub(crate) fn protobuf_go(self) -> bool {

@@ -1,17 +1,14 @@
-//! The test harness: the real registry, a counting proxy, and small images built in the test.
-#![allow(
-    dead_code,
-    clippy::missing_panics_doc,
-    clippy::must_use_candidate,
-    clippy::unwrap_used,
-    clippy::format_push_string,
-    clippy::too_many_lines,
-    clippy::type_complexity
-)]
+//! The test harness: the real registry and a counting proxy (from `inlay-testkit`), and small
+//! images built in the test.
+// Each test binary includes this module and uses a different part of it.
+#![allow(unused_imports, dead_code, clippy::unwrap_used)]
 
-pub mod http;
-pub mod proxy;
-pub mod registry;
+pub use inlay_testkit::{http, proxy, reference};
+
+/// The registry the exporter's tests push to: open, started by `TestRegistry::start()`.
+pub mod registry {
+    pub use inlay_testkit::registry::OpenRegistry as TestRegistry;
+}
 
 use std::io::Write as _;
 use std::time::Duration;
@@ -19,7 +16,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use inlay_core::cache::{CacheInput, CacheRecord, CacheResult, RecordGraph, Timestamp};
 use inlay_core::descriptor::ANNOTATION_UNCOMPRESSED;
-use inlay_core::{Descriptor, Digest, Reference, media_types};
+use inlay_core::{Descriptor, Digest, media_types};
 use inlay_exporter_inline::{
     BlobLocation, BlobMap, ConfigInput, ImageInput, Layer, ManifestFormat,
 };
@@ -37,10 +34,6 @@ pub fn client() -> Client {
         ..ClientConfig::default()
     };
     Client::new(config, CredentialStore::empty()).unwrap()
-}
-
-pub fn reference(host: &str, path: &str) -> Reference {
-    format!("{host}/{path}").parse().unwrap()
 }
 
 /// A gzip-compressed tar holding one file: (layer, blob bytes). Deterministic for a given input.

@@ -166,6 +166,19 @@ pub enum ContentOrigin {
         /// The file's bytes.
         data: Vec<u8>,
     },
+    /// A directory made in-process on an empty filesystem: the `[internal] setting cache mount
+    /// permissions` mkdir of a `RUN --mount` with `uid`, `gid` or `mode` (BuildKit v0.8
+    /// `convert_runmount.go`, `setCacheUIDGIDFileOp`).
+    Directory {
+        /// Absolute path of the directory inside its filesystem.
+        path: String,
+        /// Permission bits as created (the requested mode under the daemon's 022 umask).
+        mode: u32,
+        /// Owner user id.
+        uid: u32,
+        /// Owner group id.
+        gid: u32,
+    },
 }
 
 /// A consumer input whose content key needs files from `origin`.
@@ -216,6 +229,35 @@ pub enum LowerError {
         /// The reference.
         reference: String,
     },
+}
+
+/// An inherited ONBUILD trigger as the instruction it carries, placed at the stage's FROM (where
+/// BuildKit reports its errors). The trigger is parsed alone, with the default escape; it must
+/// be one instruction other than FROM (v0.8 `dispatchOnBuildTriggers`).
+fn onbuild_instruction(
+    dockerfile: &Dockerfile,
+    trigger: &str,
+    from: crate::parser::SourceRange,
+) -> Result<crate::instructions::Located, LowerError> {
+    let invalid = |message: String| -> LowerError {
+        dockerfile
+            .error_at(from.start, ErrorKind::invalid(message))
+            .into()
+    };
+    // A FROM line first, so the trigger parses as a stage's only instruction.
+    let text = format!("FROM scratch\n{trigger}\n");
+    let parsed = crate::instructions::parse_bytes(text.as_bytes(), &dockerfile.file_name)
+        .map_err(|e| invalid(format!("invalid ONBUILD trigger {trigger:?}: {e}")))?;
+    match parsed.stages.as_slice() {
+        [stage] if stage.instructions.len() == 1 => {
+            let mut located = stage.instructions[0].clone();
+            located.range = from;
+            Ok(located)
+        }
+        _ => Err(invalid(format!(
+            "onbuild trigger should be a single expression: {trigger:?}"
+        ))),
+    }
 }
 
 /// The images a build needs, each once, in the order the stages use them.
@@ -298,7 +340,11 @@ pub fn lower(
                     .into());
             }
         }
-        let mut st = lowering.start_stage(index, &done)?;
+        let (mut st, triggers) = lowering.start_stage(index, &done)?;
+        for trigger in &triggers {
+            let located = onbuild_instruction(dockerfile, trigger, stage.range)?;
+            lowering.dispatch(&mut st, &located, &done)?;
+        }
         for located in &stage.instructions {
             lowering.dispatch(&mut st, located, &done)?;
         }

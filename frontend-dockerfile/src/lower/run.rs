@@ -518,8 +518,17 @@ impl Lowering<'_> {
                 &st.platform,
                 "[internal] setting cache mount permissions",
             );
+            // The exec keys this input by content too (a cache mount has no output, spec
+            // section 5.4). On scratch the content is just the new directory; on another base
+            // it would need that base's files, which are not modelled here.
+            origin = m.source.is_none().then(|| ContentOrigin::Directory {
+                path: "/cache".to_owned(),
+                // os.Mkdir in BuildKit's file backend applies the daemon's umask (022).
+                mode: spec.mode.unwrap_or(0o755) & 0o777 & !0o022,
+                uid: spec.uid.unwrap_or(0),
+                gid: spec.gid.unwrap_or(0),
+            });
             m.source = Some(mkdir);
-            origin = None;
             "/cache".clone_into(&mut m.selector);
         }
         if from.is_empty() {

@@ -138,7 +138,8 @@ impl Lowering<'_> {
         &mut self,
         index: usize,
         done: &BTreeMap<usize, StageState>,
-    ) -> Result<StageState, LowerError> {
+    ) -> Result<(StageState, Vec<String>), LowerError> {
+        let mut triggers = Vec::new();
         let resolved_stage = &self.stage_graph.stages[index];
         let stage = &self.stage_graph.stages[index];
         let at = self.dockerfile_stage_position(index);
@@ -185,19 +186,6 @@ impl Lowering<'_> {
             Base::Image(name_text) => {
                 let reference = super::parse_reference(self.dockerfile, name_text, at)?;
                 let resolved = self.resolved(&reference)?.clone();
-                if resolved
-                    .config
-                    .config
-                    .as_ref()
-                    .and_then(|c| c.extra.get("OnBuild"))
-                    .and_then(serde_json::Value::as_array)
-                    .is_some_and(|a| !a.is_empty())
-                {
-                    return Err(self.error(
-                        at,
-                        format!("ONBUILD triggers of base image {reference} are not supported"),
-                    ));
-                }
                 let mut shown = reference.to_string();
                 if reference.digest().is_none() {
                     if let Some(d) = &resolved.manifest {
@@ -206,8 +194,17 @@ impl Lowering<'_> {
                 }
                 let root = self.image_source(&resolved, &platform, "");
                 let mut image = resolved.config.clone();
+                // BuildKit runs the base's ONBUILD triggers right after the FROM and clears
+                // them from the child's config (v0.8 `convert.go`, `dispatchOnBuildTriggers`).
                 if let Some(c) = image.config.as_mut() {
-                    c.extra.remove("OnBuild");
+                    if let Some(value) = c.extra.remove("OnBuild") {
+                        triggers = onbuild_triggers(&value).ok_or_else(|| {
+                            self.error(
+                                at,
+                                format!("base image {reference} has malformed OnBuild triggers"),
+                            )
+                        })?;
+                    }
                 }
                 let mut st = StageState {
                     index,
@@ -262,7 +259,7 @@ impl Lowering<'_> {
         if let Some(user) = st.config().user.clone().filter(|u| !u.is_empty()) {
             st.user = user;
         }
-        Ok(st)
+        Ok((st, triggers))
     }
 
     fn dockerfile_stage_position(&self, index: usize) -> crate::parser::Position {
@@ -276,6 +273,18 @@ impl Lowering<'_> {
             Base::Image(_)
         ));
         from + self.step_counts[index]
+    }
+}
+
+/// The trigger texts of an image config's `OnBuild` (`null` is none); `None` if malformed.
+fn onbuild_triggers(value: &serde_json::Value) -> Option<Vec<String>> {
+    match value {
+        serde_json::Value::Null => Some(Vec::new()),
+        serde_json::Value::Array(items) => items
+            .iter()
+            .map(|t| t.as_str().map(str::to_owned))
+            .collect(),
+        _ => None,
     }
 }
 

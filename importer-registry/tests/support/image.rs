@@ -5,6 +5,7 @@ use inlay_core::cache::artifact::CacheArtifact;
 use inlay_core::descriptor::ANNOTATION_UNCOMPRESSED;
 use inlay_core::{Descriptor, Digest, Platform, Reference, media_types};
 use inlay_registry::{BlobSource, Client};
+use inlay_testkit::image::{manifest_descriptor, oci_index, oci_manifest, random_bytes};
 use serde_json::{Value, json};
 
 /// A fake layer: random "compressed" bytes and a made-up diffID (never checked: the importer
@@ -17,10 +18,7 @@ pub struct Layer {
 }
 
 pub fn layer(seed: u64, len: usize) -> Layer {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut v = vec![0u8; len];
-    rng.fill(&mut v);
-    let bytes = Bytes::from(v);
+    let bytes = Bytes::from(random_bytes(seed, len));
     Layer {
         descriptor: Descriptor::of_bytes(media_types::OCI_LAYER_GZIP, &bytes),
         diff_id: Digest::sha256_of(format!("diff-{seed}").as_bytes()),
@@ -51,15 +49,7 @@ impl TestImage {
     /// An image whose config bytes are taken as they are.
     pub fn raw(layers: Vec<Layer>, config: Bytes, platform: Platform) -> TestImage {
         let config_desc = Descriptor::of_bytes(media_types::OCI_CONFIG, &config);
-        let manifest = Bytes::from(
-            serde_json::to_vec(&json!({
-                "schemaVersion": 2,
-                "mediaType": media_types::OCI_MANIFEST,
-                "config": config_desc,
-                "layers": layers.iter().map(|l| &l.descriptor).collect::<Vec<_>>(),
-            }))
-            .unwrap(),
-        );
+        let manifest = oci_manifest(&config_desc, layers.iter().map(|l| &l.descriptor));
         TestImage {
             layers,
             config,
@@ -73,9 +63,7 @@ impl TestImage {
     }
 
     pub fn descriptor(&self) -> Descriptor {
-        let mut d = Descriptor::of_bytes(media_types::OCI_MANIFEST, &self.manifest);
-        d.platform = Some(self.platform.clone());
-        d
+        manifest_descriptor(&self.manifest, &self.platform)
     }
 
     pub async fn push(&self, client: &Client, reference: &Reference) {
@@ -101,14 +89,8 @@ pub async fn push_index(
     reference: &Reference,
     manifests: &[Descriptor],
 ) -> Digest {
-    let bytes = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": media_types::OCI_INDEX,
-        "manifests": manifests,
-    }))
-    .unwrap();
     client
-        .put_manifest(reference, media_types::OCI_INDEX, bytes.into())
+        .put_manifest(reference, media_types::OCI_INDEX, oci_index(manifests))
         .await
         .unwrap()
 }
@@ -166,15 +148,9 @@ pub async fn push_registry_cache_manifest(
     config: &(Descriptor, Bytes),
 ) -> Digest {
     push_blobs(client, reference, layers, config).await;
-    let bytes = serde_json::to_vec(&json!({
-        "schemaVersion": 2,
-        "mediaType": media_types::OCI_MANIFEST,
-        "config": config.0,
-        "layers": layers.iter().map(annotated).collect::<Vec<_>>(),
-    }))
-    .unwrap();
+    let bytes = oci_manifest(&config.0, layers.iter().map(annotated));
     client
-        .put_manifest(reference, media_types::OCI_MANIFEST, bytes.into())
+        .put_manifest(reference, media_types::OCI_MANIFEST, bytes)
         .await
         .unwrap()
 }

@@ -1,25 +1,16 @@
-//! Test harness for the importer: the real registry (copied from `registry/tests/support`), a
-//! mock HTTP server and a counting proxy for faults and request counts, and images with inline
-//! caches built from the shared BuildKit samples.
-#![allow(
-    dead_code,
-    clippy::missing_panics_doc,
-    clippy::must_use_candidate,
-    clippy::unwrap_used,
-    clippy::format_push_string,
-    clippy::too_many_lines,
-    clippy::type_complexity
-)]
+//! Test harness for the importer: the real registry, a mock HTTP server and a counting proxy for
+//! faults and request counts (all from `inlay-testkit`), and images with inline caches built from
+//! the shared BuildKit samples.
+// Each test binary includes this module and uses a different part of it.
+#![allow(unused_imports, dead_code, clippy::unwrap_used)]
 
-pub mod http;
 pub mod image;
-pub mod proxy;
-pub mod registry;
+
+pub use inlay_testkit::{http, proxy, reference, registry};
 
 use std::path::PathBuf;
 use std::time::Duration;
 
-use inlay_core::Reference;
 use inlay_registry::{Client, ClientConfig, CredentialStore, RetryPolicy};
 
 /// Client settings for tests: quick backoff so that retries cost milliseconds.
@@ -37,10 +28,6 @@ pub fn test_config() -> ClientConfig {
 
 pub fn anonymous_client() -> Client {
     Client::new(test_config(), CredentialStore::empty()).unwrap()
-}
-
-pub fn reference(host: &str, path: &str) -> Reference {
-    format!("{host}/{path}").parse().unwrap()
 }
 
 /// The `shared/conformance` folder, canonicalised.

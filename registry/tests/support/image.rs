@@ -3,14 +3,10 @@
 use bytes::Bytes;
 use inlay_core::{Descriptor, Digest, Platform, Reference, media_types};
 use inlay_registry::{BlobSource, Client, PushOutcome};
+use inlay_testkit::image::{manifest_descriptor, oci_index, oci_manifest};
 use serde_json::json;
 
-pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut rng = fastrand::Rng::with_seed(seed);
-    let mut v = vec![0u8; len];
-    rng.fill(&mut v);
-    v
-}
+pub use inlay_testkit::image::random_bytes;
 
 pub struct TestImage {
     pub config: (Descriptor, Bytes),
@@ -39,15 +35,7 @@ impl TestImage {
             .to_string(),
         );
         let config_desc = Descriptor::of_bytes(media_types::OCI_CONFIG, &config);
-        let manifest = Bytes::from(
-            serde_json::to_vec(&json!({
-                "schemaVersion": 2,
-                "mediaType": media_types::OCI_MANIFEST,
-                "config": config_desc,
-                "layers": layers.iter().map(|(d, _)| d).collect::<Vec<_>>(),
-            }))
-            .unwrap(),
-        );
+        let manifest = oci_manifest(&config_desc, layers.iter().map(|(d, _)| d));
         TestImage {
             config: (config_desc, config),
             layers,
@@ -61,9 +49,7 @@ impl TestImage {
     }
 
     pub fn descriptor(&self) -> Descriptor {
-        let mut d = Descriptor::of_bytes(media_types::OCI_MANIFEST, &self.manifest);
-        d.platform = Some(self.platform.clone());
-        d
+        manifest_descriptor(&self.manifest, &self.platform)
     }
 
     pub fn blobs(&self) -> Vec<(Descriptor, BlobSource)> {
@@ -109,12 +95,5 @@ impl TestImage {
 
 /// An OCI index over `images`.
 pub fn index(images: &[&TestImage]) -> Bytes {
-    Bytes::from(
-        serde_json::to_vec(&json!({
-            "schemaVersion": 2,
-            "mediaType": media_types::OCI_INDEX,
-            "manifests": images.iter().map(|i| i.descriptor()).collect::<Vec<_>>(),
-        }))
-        .unwrap(),
-    )
+    oci_index(&images.iter().map(|i| i.descriptor()).collect::<Vec<_>>())
 }

@@ -1,25 +1,14 @@
-//! The test harness: the real registry in three set-ups, a token server, proxies, test images.
-#![allow(
-    dead_code,
-    clippy::missing_panics_doc,
-    clippy::must_use_candidate,
-    clippy::unwrap_used,
-    clippy::many_single_char_names,
-    clippy::type_complexity,
-    clippy::format_push_string,
-    clippy::too_many_lines
-)]
+//! The registry crate's test support: client settings and test images on top of the shared
+//! harness (`inlay-testkit`: the real registry in its set-ups, a token server, proxies).
+// Each test binary includes this module and uses a different part of it.
+#![allow(unused_imports, dead_code, clippy::unwrap_used)]
 
-pub mod capture;
-pub mod http;
 pub mod image;
-pub mod proxy;
-pub mod registry;
-pub mod token;
+
+pub use inlay_testkit::{capture, http, proxy, reference, registry, token};
 
 use std::time::Duration;
 
-use inlay_core::Reference;
 use inlay_registry::{Client, ClientConfig, Credential, CredentialStore, RetryPolicy};
 
 /// Client settings for tests: quick backoff so that retries cost milliseconds.
@@ -44,10 +33,6 @@ pub fn client_with_password(host: &str, config: ClientConfig) -> Client {
     let mut store = CredentialStore::empty();
     store.insert(host, Credential::basic(registry::USER, registry::PASSWORD));
     Client::new(config, store).unwrap()
-}
-
-pub fn reference(host: &str, path: &str) -> Reference {
-    format!("{host}/{path}").parse().unwrap()
 }
 
 /// The scenario every set-up runs: push two single-platform images and an index over them, then

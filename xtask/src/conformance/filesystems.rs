@@ -22,10 +22,6 @@ pub trait Filesystems {
     fn stage(&self, name: &str) -> Result<PathBuf>;
 
     /// The filesystem of the image `reference`, unpacked.
-    #[allow(
-        dead_code,
-        reason = "for COPY --from=<image> content keys, read by inlay's planner once it is plugged in"
-    )]
     fn image(&self, reference: &str) -> Result<PathBuf>;
 }
 

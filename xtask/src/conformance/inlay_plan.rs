@@ -68,30 +68,10 @@ fn plan(case: &CaseInput<'_>) -> Result<InlayRecords> {
     if plan
         .pending
         .iter()
-        .any(|p| matches!(p.origin, ContentOrigin::Stage(_)))
+        .any(|p| matches!(p.origin, ContentOrigin::Stage(_) | ContentOrigin::Image(_)))
     {
-        let stages =
-            inlay_frontend_dockerfile::instructions::parse_bytes(case.dockerfile, "Dockerfile")
-                .context("parsing the Dockerfile for its stage names")?
-                .stages;
-        let options = ContextOptions::new(TreeOptions::new(
-            content_profile(case.profile),
-            SourceKind::Snapshot,
-        ));
-        for pending in &plan.pending {
-            let ContentOrigin::Stage(index) = pending.origin else {
-                continue;
-            };
-            let name = stages
-                .get(index)
-                .and_then(|s| s.name.clone())
-                .unwrap_or_else(|| index.to_string());
-            let dir = case.filesystems.stage(&name)?;
-            let tree = hash_directory(&dir, &options)
-                .with_context(|| format!("hashing stage {name} in {}", dir.display()))?;
-            input.stage_trees.insert(index, tree);
-        }
-        plan = plan_keys(&input).context("planning the keys with the stage trees")?;
+        add_built_trees(&mut input, &plan, case)?;
+        plan = plan_keys(&input).context("planning the keys with the built trees")?;
     }
     let times = chain_times(&plan, case);
     let graph = plan
@@ -102,6 +82,48 @@ fn plan(case: &CaseInput<'_>) -> Result<InlayRecords> {
         graph,
         steps: labelled_keys(&plan, case.platform),
     })
+}
+
+/// The content trees of the stages and images `COPY --from` reads, as docker built or pulled
+/// them, into the plan's hooks.
+fn add_built_trees(input: &mut PlanInput, plan: &KeyPlan, case: &CaseInput<'_>) -> Result<()> {
+    let stages =
+        inlay_frontend_dockerfile::instructions::parse_bytes(case.dockerfile, "Dockerfile")
+            .context("parsing the Dockerfile for its stage names")?
+            .stages;
+    let options = ContextOptions::new(TreeOptions::new(
+        content_profile(case.profile),
+        SourceKind::Snapshot,
+    ));
+    for pending in &plan.pending {
+        match &pending.origin {
+            ContentOrigin::Stage(index) if !input.stage_trees.contains_key(index) => {
+                let name = stages
+                    .get(*index)
+                    .and_then(|s| s.name.clone())
+                    .unwrap_or_else(|| index.to_string());
+                let dir = case.filesystems.stage(&name)?;
+                let tree = hash_directory(&dir, &options)
+                    .with_context(|| format!("hashing stage {name} in {}", dir.display()))?;
+                input.stage_trees.insert(*index, tree);
+            }
+            ContentOrigin::Image(reference) if !input.image_trees.contains_key(reference) => {
+                let wanted = reference.to_string();
+                // docker knows the image by the name the Dockerfile gave it.
+                let name = case
+                    .images
+                    .iter()
+                    .find(|i| normalised(&i.reference) == wanted)
+                    .map_or(wanted.clone(), |i| i.reference.clone());
+                let dir = case.filesystems.image(&name)?;
+                let tree = hash_directory(&dir, &options)
+                    .with_context(|| format!("hashing image {name} in {}", dir.display()))?;
+                input.image_trees.insert(reference.clone(), tree);
+            }
+            _ => {}
+        }
+    }
+    Ok(())
 }
 
 /// docker's `createdAt` for each step of the final chain: by the step's record digest, else by

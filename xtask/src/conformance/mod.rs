@@ -54,6 +54,45 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     }
 }
 
+/// The suite as the last step of `cargo xtask test`. It needs root (it installs `docker.io` and
+/// starts a private dockerd): without root it is skipped with a note, except in CI (`CI` set, as
+/// CI services do), where it must run, so not being root is an error there.
+pub fn test_step(root: &Path) -> Result<()> {
+    if !running_as_root() {
+        if in_ci() {
+            bail!(
+                "CI must run the buildkit conformance suite, but it needs root (it installs \
+                 docker.io and starts dockerd): run `cargo xtask test` as root in CI"
+            );
+        }
+        eprintln!(
+            "xtask: conformance buildkit: SKIPPED, not root (it installs docker.io and starts a \
+             private dockerd); run `sudo cargo xtask conformance buildkit`"
+        );
+        return Ok(());
+    }
+    run(root, &["buildkit".to_owned()])
+}
+
+fn running_as_root() -> bool {
+    std::process::Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+/// Whether this runs under a CI service: `CI` set to anything but empty, `0` or `false`.
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| ci_value_is_set(&v))
+}
+
+fn ci_value_is_set(value: &str) -> bool {
+    !matches!(
+        value.trim().to_ascii_lowercase().as_str(),
+        "" | "0" | "false"
+    )
+}
+
 #[derive(Debug, Default, PartialEq, Eq)]
 struct Options {
     only: Vec<String>,
@@ -395,5 +434,15 @@ mod tests {
         );
         assert!(parse_args(&args(&["--unpack"])).is_err());
         assert!(parse_args(&args(&["--docker-only"])).unwrap().docker_only);
+    }
+
+    #[test]
+    fn ci_values() {
+        for set in ["true", "1", "yes", "TRUE"] {
+            assert!(ci_value_is_set(set), "{set}");
+        }
+        for unset in ["", "0", "false", "False", " "] {
+            assert!(!ci_value_is_set(unset), "{unset:?}");
+        }
     }
 }

@@ -7,12 +7,21 @@ use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
 use tracing::{Event, Metadata, Subscriber};
 
+/// A subscriber that appends every event (target and fields) and span field to one text.
 #[derive(Clone, Default)]
 pub struct Capture(Arc<Mutex<String>>);
 
 impl Capture {
+    /// Everything captured so far.
     pub fn text(&self) -> String {
-        self.0.lock().unwrap().clone()
+        self.lock().clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, String> {
+        // A panic while holding the lock leaves text that is still worth reading.
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 }
 
@@ -29,16 +38,16 @@ impl Subscriber for Capture {
         true
     }
     fn new_span(&self, span: &Attributes<'_>) -> Id {
-        let mut s = self.0.lock().unwrap();
+        let mut s = self.lock();
         span.record(&mut Fields(&mut s));
         Id::from_u64(1)
     }
     fn record(&self, _: &Id, values: &Record<'_>) {
-        values.record(&mut Fields(&mut self.0.lock().unwrap()));
+        values.record(&mut Fields(&mut self.lock()));
     }
     fn record_follows_from(&self, _: &Id, _: &Id) {}
     fn event(&self, event: &Event<'_>) {
-        let mut s = self.0.lock().unwrap();
+        let mut s = self.lock();
         s.push('\n');
         s.push_str(event.metadata().target());
         event.record(&mut Fields(&mut s));

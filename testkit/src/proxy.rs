@@ -6,26 +6,30 @@
 //! bodies. A rule decides per request whether to forward it untouched, corrupt or cut the
 //! response body, or answer in the registry's stead.
 
+use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use super::http::{Response, parse_request_head, read_head, render_response};
+use crate::http::{Response, accept_loop, parse_request_head, read_head, render_response};
 
 /// What the proxy does with one request.
 #[derive(Debug, Clone)]
 pub enum Action {
+    /// Pass request and response through untouched.
     Forward,
     /// Flip the response body byte at this offset.
     Corrupt {
+        /// Offset into the response body.
         at: usize,
     },
     /// Forward this many response body bytes, then reset both connections.
     CutAfter {
+        /// Body bytes that get through.
         bytes: usize,
     },
     /// Forward the request, then reset the client instead of answering: the registry acted,
@@ -38,15 +42,20 @@ pub enum Action {
 /// A request as the rule sees it.
 #[derive(Debug, Clone)]
 pub struct Seen {
+    /// `GET`, `PUT`...
     pub method: String,
+    /// Path with query.
     pub target: String,
+    /// Headers in arrival order.
     pub headers: Vec<(String, String)>,
 }
 
 impl Seen {
+    /// The target without its query.
     pub fn path(&self) -> &str {
         self.target.split('?').next().unwrap_or("")
     }
+    /// The first value of header `name` (any case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -55,8 +64,10 @@ impl Seen {
     }
 }
 
+/// Decides what happens to each request.
 pub type Rule = Arc<dyn Fn(&Seen) -> Action + Send + Sync>;
 
+/// What went through a proxy.
 #[derive(Default)]
 pub struct Stats {
     /// Every request, in arrival order, with the action taken.
@@ -68,42 +79,50 @@ pub struct Stats {
 }
 
 impl Stats {
+    /// Requests with `method` whose target contains `path_contains`.
     pub fn count(&self, method: &str, path_contains: &str) -> usize {
-        self.requests
-            .lock()
-            .unwrap()
+        self.requests()
             .iter()
             .filter(|(s, _)| s.method == method && s.target.contains(path_contains))
             .count()
     }
 
+    /// The request log, also after a panic in another task held it.
+    fn requests(&self) -> std::sync::MutexGuard<'_, Vec<(Seen, String)>> {
+        self.requests
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Forgets every request and byte count.
     pub fn reset(&self) {
-        self.requests.lock().unwrap().clear();
+        self.requests().clear();
         self.upstream_bytes.store(0, Ordering::SeqCst);
         self.downstream_bytes.store(0, Ordering::SeqCst);
     }
 }
 
+/// A running proxy; stops when dropped.
 pub struct Proxy {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// What it saw.
     pub stats: Arc<Stats>,
     task: JoinHandle<()>,
 }
 
 impl Proxy {
+    /// Starts a proxy to `upstream` on a free port of 127.0.0.1, applying `rule`.
     pub async fn start(upstream: SocketAddr, rule: Rule) -> Proxy {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
         let stats = Arc::new(Stats::default());
         let s = stats.clone();
-        let task = tokio::spawn(async move {
-            while let Ok((client, _)) = listener.accept().await {
-                let (rule, stats) = (rule.clone(), s.clone());
-                tokio::spawn(async move {
-                    let _ = handle(client, upstream, rule, stats).await;
-                });
+        let (addr, task) = accept_loop(move |client| {
+            let (rule, stats) = (rule.clone(), s.clone());
+            async move {
+                let _ = handle(client, upstream, rule, stats).await;
             }
-        });
+        })
+        .await;
         Proxy { addr, stats, task }
     }
 
@@ -130,7 +149,7 @@ fn rewrite_head(method: &str, target: &str, headers: &[(String, String)]) -> Vec
         if k.eq_ignore_ascii_case("connection") || k.eq_ignore_ascii_case("keep-alive") {
             continue;
         }
-        out.push_str(&format!("{k}: {v}\r\n"));
+        let _ = write!(out, "{k}: {v}\r\n");
     }
     out.push_str("Connection: close\r\n\r\n");
     out.into_bytes()
@@ -161,9 +180,7 @@ async fn handle(
     };
     let action = rule(&seen);
     stats
-        .requests
-        .lock()
-        .unwrap()
+        .requests()
         .push((seen, format!("{action:?}").chars().take(40).collect()));
     if let Action::Respond(resp) = &action {
         client

@@ -6,8 +6,7 @@
 //! (the service), `exp`/`nbf`/`iat` and the granted `access` list. The key and certificate are
 //! made with the `openssl` CLI; signing uses `ring`.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI64, AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -17,14 +16,18 @@ use ring::rand::SystemRandom;
 use ring::signature::{ECDSA_P256_SHA256_FIXED_SIGNING, EcdsaKeyPair};
 use serde_json::json;
 
-use super::http::{HttpServer, Request, Response};
-use super::registry::{PASSWORD, USER};
+use crate::certificate::openssl;
+use crate::http::{HttpServer, Request, Response};
+use crate::registry::{PASSWORD, USER};
 
+/// The service name (`aud`) tokens are issued for.
 pub const SERVICE: &str = "inlay-test-registry";
+/// The issuer (`iss`) of the tokens.
 pub const ISSUER: &str = "inlay-test-issuer";
 /// The refresh token (`identitytoken`) the server accepts in the `OAuth2` refresh grant.
 pub const REFRESH_TOKEN: &str = "inlay-refresh-token";
 
+/// A running token server at [`TokenServer::realm`]; stops when dropped.
 pub struct TokenServer {
     server: HttpServer,
     dir: tempfile::TempDir,
@@ -38,19 +41,6 @@ pub struct TokenServer {
     pub scopes: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl CLI is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
 fn b64url(bytes: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
 }
@@ -58,7 +48,7 @@ fn b64url(bytes: &[u8]) -> String {
 fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .unwrap()
+        .expect("the clock is past 1970")
         .as_secs() as i64
 }
 
@@ -92,15 +82,20 @@ impl Signer {
             b64url(header.to_string().as_bytes()),
             b64url(claims.to_string().as_bytes())
         );
-        let sig = self.key.sign(&self.rng, signing_input.as_bytes()).unwrap();
+        let sig = self
+            .key
+            .sign(&self.rng, signing_input.as_bytes())
+            .expect("ECDSA signing with a valid key");
         format!("{signing_input}.{}", b64url(sig.as_ref()))
     }
 }
 
 impl TokenServer {
+    // One linear recipe (key, certificate, handler); split up it would read worse.
+    #[allow(clippy::too_many_lines)]
     /// Starts a token server that wants `USER`/`PASSWORD` as Basic credentials.
     pub async fn start() -> TokenServer {
-        let dir = tempfile::tempdir().unwrap();
+        let dir = tempfile::tempdir().expect("a temporary directory");
         let p = dir.path();
         openssl(
             p,
@@ -146,14 +141,14 @@ impl TokenServer {
         let rng = SystemRandom::new();
         let key = EcdsaKeyPair::from_pkcs8(
             &ECDSA_P256_SHA256_FIXED_SIGNING,
-            &std::fs::read(p.join("key.p8")).unwrap(),
+            &std::fs::read(p.join("key.p8")).expect("reading the token key"),
             &rng,
         )
-        .unwrap();
+        .expect("openssl wrote a P-256 PKCS#8 key");
         let signer = Arc::new(Signer {
             key,
             cert_b64: base64::engine::general_purpose::STANDARD
-                .encode(std::fs::read(p.join("cert.der")).unwrap()),
+                .encode(std::fs::read(p.join("cert.der")).expect("reading the token certificate")),
             rng,
         });
         let issued = Arc::new(AtomicUsize::new(0));
@@ -164,7 +159,7 @@ impl TokenServer {
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
         );
-        let (i, e, l, s) = (
+        let (issued_n, expired_n, lifetime_n, scopes_n) = (
             issued.clone(),
             expired_tokens_left.clone(),
             lifetime.clone(),
@@ -199,19 +194,22 @@ impl TokenServer {
                 }
                 req.query("scope")
             };
-            s.lock().unwrap().extend(asked.iter().cloned());
+            scopes_n
+                .lock()
+                .expect("scope list lock")
+                .extend(asked.iter().cloned());
             let access: Vec<_> = asked
                 .iter()
                 .flat_map(|sc| sc.split(' '))
                 .filter_map(access_entry)
                 .collect();
-            let expired = e
+            let expired = expired_n
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
-            i.fetch_add(1, Ordering::SeqCst);
+            issued_n.fetch_add(1, Ordering::SeqCst);
             Response::new(200).json(&json!({
                 "token": signer.token(&access, expired),
-                "expires_in": l.load(Ordering::SeqCst),
+                "expires_in": lifetime_n.load(Ordering::SeqCst),
             }))
         }))
         .await;
@@ -225,14 +223,17 @@ impl TokenServer {
         }
     }
 
+    /// The URL of the token endpoint, for the registry's `realm`.
     pub fn realm(&self) -> String {
         self.server.url("/token")
     }
 
+    /// The certificate tokens are signed with, for the registry's `rootcertbundle`.
     pub fn cert_path(&self) -> PathBuf {
         self.dir.path().join("cert.pem")
     }
 
+    /// How many tokens were issued so far.
     pub fn issued(&self) -> usize {
         self.issued.load(Ordering::SeqCst)
     }

@@ -1,23 +1,31 @@
 //! Debian's `docker-registry` (CNCF distribution 2.8) started for one test.
 //!
 //! Listens on a free port of 127.0.0.1, stores in a temporary directory, and is killed when the
-//! handle drops (also when the test panics).
+//! handle drops (also when the test panics). [`OpenRegistry`] is the open set-up behind a
+//! `start()` without arguments, for tests that need nothing else.
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::ops::Deref;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use super::token::TokenServer;
+use crate::certificate::make_tls_certificate;
+use crate::token::{self, TokenServer};
 
+/// The user name of the htpasswd and token set-ups.
 pub const USER: &str = "inlay";
+/// The password of [`USER`].
 pub const PASSWORD: &str = "pa55-w0rd";
 
 /// How the registry authenticates.
 pub enum Setup<'a> {
+    /// No authentication.
     Open,
+    /// Basic auth against an htpasswd file holding [`USER`] and [`PASSWORD`].
     Basic,
+    /// Bearer tokens from this token server.
     Token(&'a TokenServer),
     /// https with a certificate for [`TLS_NAME`] issued by the CA in `ca.crt` of the registry's
     /// directory.
@@ -27,17 +35,19 @@ pub enum Setup<'a> {
 /// The host name the TLS set-up's certificate is for.
 pub const TLS_NAME: &str = "registry.inlay.test";
 
+/// A running registry; killed (and waited for) when dropped.
 pub struct TestRegistry {
+    /// Where it listens.
     pub addr: SocketAddr,
+    /// Its configuration, storage (`data/`), log and certificates.
     pub dir: tempfile::TempDir,
     child: Child,
 }
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+        .and_then(|l| l.local_addr())
+        .expect("a free port on 127.0.0.1")
         .port()
 }
 
@@ -48,88 +58,14 @@ fn write_htpasswd(dir: &Path) -> PathBuf {
         .expect("htpasswd (apache2-utils) is installed");
     assert!(out.status.success(), "htpasswd failed");
     let path = dir.join("htpasswd");
-    std::fs::write(&path, &out.stdout).unwrap();
+    std::fs::write(&path, &out.stdout).expect("writing the htpasswd file");
     path
 }
 
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("openssl CLI is installed");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
-
-/// A test CA (`ca.crt`) and a server certificate for [`TLS_NAME`] signed by it.
-fn make_tls_certificate(dir: &Path) -> (PathBuf, PathBuf) {
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    let mut ca = vec!["req", "-x509"];
-    ca.extend(ec);
-    ca.extend([
-        "-keyout",
-        "ca.key",
-        "-out",
-        "ca.crt",
-        "-subj",
-        "/CN=inlay-test-ca",
-        "-days",
-        "2",
-    ]);
-    openssl(dir, &ca);
-    let mut csr = vec!["req"];
-    csr.extend(ec);
-    let subject = format!("/CN={TLS_NAME}");
-    csr.extend([
-        "-keyout",
-        "tls.key",
-        "-out",
-        "tls.csr",
-        "-subj",
-        subject.as_str(),
-    ]);
-    openssl(dir, &csr);
-    std::fs::write(
-        dir.join("ext.cnf"),
-        format!("subjectAltName=DNS:{TLS_NAME}\nbasicConstraints=CA:FALSE\nkeyUsage=digitalSignature\nextendedKeyUsage=serverAuth\n"),
-    )
-    .unwrap();
-    openssl(
-        dir,
-        &[
-            "x509",
-            "-req",
-            "-in",
-            "tls.csr",
-            "-CA",
-            "ca.crt",
-            "-CAkey",
-            "ca.key",
-            "-CAcreateserial",
-            "-out",
-            "tls.crt",
-            "-days",
-            "2",
-            "-extfile",
-            "ext.cnf",
-        ],
-    );
-    (dir.join("tls.crt"), dir.join("tls.key"))
-}
-
 impl TestRegistry {
+    /// Starts a registry in `setup`; panics when it does not answer within seconds.
     pub fn start(setup: &Setup<'_>) -> TestRegistry {
-        let mut dir = tempfile::tempdir().unwrap();
+        let mut dir = tempfile::tempdir().expect("a temporary directory");
         let auth = match setup {
             Setup::Open => String::new(),
             Setup::Basic => format!(
@@ -137,7 +73,7 @@ impl TestRegistry {
                 write_htpasswd(dir.path()).display()
             ),
             Setup::Tls => {
-                let (cert, key) = make_tls_certificate(dir.path());
+                let (cert, key) = make_tls_certificate(dir.path(), TLS_NAME);
                 format!(
                     "  tls:\n    certificate: {}\n    key: {}\n",
                     cert.display(),
@@ -147,8 +83,8 @@ impl TestRegistry {
             Setup::Token(server) => format!(
                 "auth:\n  token:\n    realm: {}\n    service: {}\n    issuer: {}\n    rootcertbundle: {}\n",
                 server.realm(),
-                super::token::SERVICE,
-                super::token::ISSUER,
+                token::SERVICE,
+                token::ISSUER,
                 server.cert_path().display()
             ),
         };
@@ -164,13 +100,14 @@ impl TestRegistry {
                 dir.path().join("data").display()
             );
             let config_path = dir.path().join("config.yml");
-            std::fs::write(&config_path, config).unwrap();
-            let log = std::fs::File::create(dir.path().join("registry.log")).unwrap();
+            std::fs::write(&config_path, config).expect("writing the registry config");
+            let log = std::fs::File::create(dir.path().join("registry.log"))
+                .expect("creating the registry log");
             let child = Command::new("docker-registry")
                 .arg("serve")
                 .arg(&config_path)
                 .stdin(Stdio::null())
-                .stdout(log.try_clone().unwrap())
+                .stdout(log.try_clone().expect("a second handle on the log"))
                 .stderr(log)
                 .spawn()
                 .expect("docker-registry is installed (cargo xtask install-deps)");
@@ -184,7 +121,10 @@ impl TestRegistry {
             }
             let _ = reg.child.kill();
             let _ = reg.child.wait();
-            dir = std::mem::replace(&mut reg.dir, tempfile::tempdir().unwrap());
+            dir = std::mem::replace(
+                &mut reg.dir,
+                tempfile::tempdir().expect("a temporary directory"),
+            );
             drop(reg);
         }
         panic!("docker-registry did not start");
@@ -226,6 +166,7 @@ impl TestRegistry {
         self.addr.to_string()
     }
 
+    /// What the registry wrote to stdout and stderr so far.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
@@ -235,5 +176,23 @@ impl Drop for TestRegistry {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// An open registry started by `start()` alone; dereferences to its [`TestRegistry`].
+pub struct OpenRegistry(TestRegistry);
+
+impl OpenRegistry {
+    /// Starts a registry without authentication.
+    pub fn start() -> OpenRegistry {
+        OpenRegistry(TestRegistry::start(&Setup::Open))
+    }
+}
+
+impl Deref for OpenRegistry {
+    type Target = TestRegistry;
+
+    fn deref(&self) -> &TestRegistry {
+        &self.0
     }
 }
