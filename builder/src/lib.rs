@@ -21,7 +21,10 @@
 //! * [`store`]: blobs by digest, snapshots by chainID, cache mounts, prune and verify, safe for
 //!   several processes;
 //! * [`snapshot`]: writable rootfs from stacked snapshots (overlayfs, or copying);
-//! * [`runtime`]: running a step's command in `runc`/`crun` from a generated OCI bundle.
+//! * [`runtime`]: running a step's command in `runc`/`crun` from a generated OCI bundle;
+//! * [`build`]: `inlay build` end to end: plan, `--cache-from` import (lazy: imported hits are
+//!   layer descriptors), solve, inline cache export for every step of the final chain, the
+//!   stages cache artifact, and the outputs (push, OCI/docker archives, local directory).
 //!
 //! It deliberately does not print anything (it emits `tracing` events and typed progress; the CLI
 //! renders), does not speak the registry protocol itself (it drives `inlay-registry` for base
