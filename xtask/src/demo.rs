@@ -134,10 +134,21 @@ fn build(inlay: &Path, store: &Path, args: &[&str]) -> Result<String> {
     Ok(text)
 }
 
+/// Prints the summary lines and, for each cached step, its name as BuildKit's plain progress
+/// gives it (`#4 [build 2/4] WORKDIR /src` then `#4 CACHED`).
 fn show(output: &str) {
+    let mut names = std::collections::HashMap::new();
     for line in output.lines() {
-        if line.starts_with("inlay:") || line.starts_with("WARNING") || line.ends_with("CACHED") {
+        if let Some((number, rest)) = line.split_once(' ') {
+            if number.starts_with('#') && rest.starts_with('[') {
+                names.insert(number.to_owned(), rest.to_owned());
+            }
+        }
+        if line.starts_with("inlay:") || line.starts_with("WARNING") {
             println!("   {line}");
+        } else if let Some(number) = line.strip_suffix(" CACHED") {
+            let name = names.get(number).map_or("", String::as_str);
+            println!("   {number} CACHED {name}");
         }
     }
 }
