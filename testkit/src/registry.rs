@@ -93,7 +93,7 @@ impl TestRegistry {
             let port = free_port();
             let config = format!(
                 "version: 0.1\n\
-                 log:\n  level: info\n  accesslog:\n    disabled: true\n\
+                 log:\n  level: info\n  accesslog:\n    disabled: false\n\
                  storage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n\
                  http:\n  addr: 127.0.0.1:{port}\n  secret: inlay-test-secret\n\
                  {auth}",
@@ -166,9 +166,38 @@ impl TestRegistry {
         self.addr.to_string()
     }
 
-    /// What the registry wrote to stdout and stderr so far.
+    /// What the registry wrote to stdout and stderr so far, access log included.
     pub fn log(&self) -> String {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+
+    /// The digests of the gzip blobs (layers) the registry stores.
+    pub fn layer_digests(&self) -> Vec<String> {
+        let root = self.dir.path().join("data/docker/registry/v2/blobs/sha256");
+        let mut out = Vec::new();
+        for prefix in std::fs::read_dir(&root).into_iter().flatten().flatten() {
+            for blob in std::fs::read_dir(prefix.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                let data = std::fs::read(blob.path().join("data")).unwrap_or_default();
+                if data.starts_with(&[0x1f, 0x8b]) {
+                    out.push(format!("sha256:{}", blob.file_name().to_string_lossy()));
+                }
+            }
+        }
+        out
+    }
+
+    /// How many GETs of stored layer blobs the access log holds: the bytes-moved check of
+    /// "a cache hit downloads no layer".
+    pub fn layer_downloads(&self) -> usize {
+        let layers = self.layer_digests();
+        self.log()
+            .lines()
+            .filter(|l| l.contains("\"GET /v2/") && layers.iter().any(|d| l.contains(d.as_str())))
+            .count()
     }
 }
 
