@@ -14,23 +14,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 
-use crate::packages::{Package, ensure};
-
-/// What the demo needs: an OCI runtime, the registry, and busybox for the base image.
-const DEMO_PACKAGES: [Package; 3] = [
-    Package {
-        name: "runc",
-        program: "runc",
-    },
-    Package {
-        name: "docker-registry",
-        program: "docker-registry",
-    },
-    Package {
-        name: "busybox-static",
-        program: "busybox",
-    },
-];
+use crate::packages::{TEST_PACKAGES, ensure};
 
 /// The registry process, killed (and its directory removed) when dropped, also on error.
 struct Registry {
@@ -56,7 +40,8 @@ impl Drop for Scratch {
 
 /// Runs the demo.
 pub fn run(root: &Path) -> Result<()> {
-    ensure(&DEMO_PACKAGES)?;
+    // The test set: an OCI runtime, the registry, busybox for the base image (and htpasswd).
+    ensure(&TEST_PACKAGES)?;
     crate::run::cargo(root, &["build", "-q", "-p", "inlay"])?;
     let inlay = root.join("target/debug/inlay");
     let scratch = Scratch(std::env::temp_dir().join(format!("inlay-demo-{}", std::process::id())));
