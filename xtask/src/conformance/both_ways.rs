@@ -76,7 +76,6 @@ fn inlay_command(inlay: &Path, case: &Case, docker: &DockerBuild, store: &Path) 
         .arg(store)
         .arg("-f")
         .arg(&docker.dockerfile_path);
-    command.env_remove("HOME");
     for (name, value) in &docker.build_args {
         command.arg("--build-arg").arg(format!("{name}={value}"));
     }
