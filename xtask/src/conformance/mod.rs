@@ -4,11 +4,14 @@
 //! with the inline cache on, pushed to a private registry and read back; its records are then
 //! compared with the records `inlay_builder::plan` computes for the same inputs, through the
 //! [`seam`] ([`inlay_plan`] is inlay's side). Each case's inputs and docker's outputs are kept
-//! under `target/conformance/buildkit/<case>/`.
+//! under `target/conformance/buildkit/<case>/`. Then [`both_ways`] runs the real `inlay build`
+//! against docker's pushed image (BuildKit → inlay) and docker against inlay's (inlay →
+//! BuildKit).
 //!
-//! The suite needs root (packages, dockerd) and takes a minute or so; it is not part of
-//! `cargo xtask test`.
+//! The suite needs root (packages, dockerd) and takes about two minutes; it is the last step
+//! of `cargo xtask test`.
 
+mod both_ways;
 mod cases;
 mod compare;
 mod docker_build;
@@ -158,6 +161,7 @@ struct Timings {
     base: Duration,
     cases: Duration,
     docker_build: Duration,
+    both_ways: Duration,
     stop: Duration,
     total: Duration,
 }
@@ -215,7 +219,14 @@ fn buildkit(root: &Path, options: &Options, source: &dyn RecordSource) -> Result
         timings.base.as_secs_f64()
     );
 
+    // BuildKit-compatible both ways (see `both_ways`), with the real `inlay build`.
+    let inlay = if options.docker_only {
+        None
+    } else {
+        Some(both_ways::build_inlay(root, &target_dir(root))?)
+    };
     let cases_start = Instant::now();
+    let mut both = BothWays::default();
     let outcomes = run_cases(
         &engine,
         &base,
@@ -224,6 +235,7 @@ fn buildkit(root: &Path, options: &Options, source: &dyn RecordSource) -> Result
         &options.unpack,
         &out,
         &mut timings,
+        inlay.as_deref().map(|i| (i, &mut both)),
     );
     timings.cases = cases_start.elapsed();
     processes::park_if_interrupted();
@@ -231,9 +243,20 @@ fn buildkit(root: &Path, options: &Options, source: &dyn RecordSource) -> Result
     drop(engine);
     timings.stop = stop_start.elapsed();
     timings.total = suite_start.elapsed();
-    report(&outcomes, source, &timings, &out)
+    report(&outcomes, &both, source, &timings, &out)
 }
 
+/// The results of the both-ways checks: passes and failures per direction.
+#[derive(Default)]
+struct BothWays {
+    from_buildkit: Vec<(String, Result<String, String>)>,
+    from_inlay: Vec<(String, Result<String, String>)>,
+}
+
+#[expect(
+    clippy::too_many_arguments,
+    reason = "the suite's state, passed down once"
+)]
 fn run_cases(
     engine: &Engine,
     base: &BaseImage,
@@ -242,6 +265,7 @@ fn run_cases(
     unpack: &[String],
     out: &Path,
     timings: &mut Timings,
+    mut both: Option<(&Path, &mut BothWays)>,
 ) -> Vec<(String, Outcome)> {
     let platform = platform();
     let mut outcomes = Vec::new();
@@ -310,12 +334,36 @@ fn run_cases(
             outcome.describe()
         );
         outcomes.push((case.name.clone(), outcome));
+        if let Some((inlay, both)) = both.as_mut() {
+            let started = Instant::now();
+            let result = both_ways::inlay_from_buildkit(inlay, engine, case, &docker, &case_out)
+                .map_err(|e| format!("{e:#}"));
+            eprintln!(
+                "xtask: case {}: buildkit -> inlay: {}",
+                case.name,
+                result.as_ref().unwrap_or_else(|e| e)
+            );
+            both.from_buildkit.push((case.name.clone(), result));
+            if both_ways::INLAY_PUSHED.contains(&case.name.as_str()) {
+                let result =
+                    both_ways::buildkit_from_inlay(inlay, engine, case, &docker, &case_out)
+                        .map_err(|e| format!("{e:#}"));
+                eprintln!(
+                    "xtask: case {}: inlay -> buildkit: {}",
+                    case.name,
+                    result.as_ref().unwrap_or_else(|e| e)
+                );
+                both.from_inlay.push((case.name.clone(), result));
+            }
+            timings.both_ways += started.elapsed();
+        }
     }
     outcomes
 }
 
 fn report(
     outcomes: &[(String, Outcome)],
+    both: &BothWays,
     source: &dyn RecordSource,
     timings: &Timings,
     out: &Path,
@@ -341,22 +389,71 @@ fn report(
     for failure in &failed {
         println!("    {failure}");
     }
+    let mut both_failed = 0;
+    for (direction, results) in [
+        (
+            "buildkit -> inlay (--cache-from docker's image)",
+            &both.from_buildkit,
+        ),
+        (
+            "inlay -> buildkit (docker --cache-from inlay's image)",
+            &both.from_inlay,
+        ),
+    ] {
+        if results.is_empty() {
+            continue;
+        }
+        let failures: Vec<&String> = results
+            .iter()
+            .filter(|(_, r)| r.is_err())
+            .map(|(n, _)| n)
+            .collect();
+        let excepted = results
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|t| t.contains("(expected")))
+            .count();
+        let noticed = results
+            .iter()
+            .filter(|(_, r)| r.as_ref().is_ok_and(|t| t.contains("deleted cache")))
+            .count();
+        both_failed += failures.len();
+        println!(
+            "  {direction}: {} full hit ({noticed} with v0.8's \"failed to load deleted cache\" notice on a step it did not run), {excepted} expected exceptions, {} failed{}",
+            results.len() - excepted - failures.len(),
+            failures.len(),
+            if failures.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ": {}",
+                    failures
+                        .iter()
+                        .map(|s| s.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            }
+        );
+    }
     println!(
-        "  time: {:.1}s total: packages {:.1}s, dockerd/registry start {:.1}s, base image {:.1}s, cases {:.1}s (of which docker build {:.1}s), dockerd stop {:.1}s",
+        "  time: {:.1}s total: packages {:.1}s, dockerd/registry start {:.1}s, base image {:.1}s, cases {:.1}s (of which docker build {:.1}s, both ways {:.1}s), dockerd stop {:.1}s",
         timings.total.as_secs_f64(),
         timings.install.as_secs_f64(),
         timings.start.as_secs_f64(),
         timings.base.as_secs_f64(),
         timings.cases.as_secs_f64(),
         timings.docker_build.as_secs_f64(),
+        timings.both_ways.as_secs_f64(),
         timings.stop.as_secs_f64()
     );
     println!("  docker's inputs and outputs: {}", out.display());
-    if failed.is_empty() {
-        Ok(())
-    } else {
+    if !failed.is_empty() {
         bail!("{} of {} cases failed", failed.len(), outcomes.len())
     }
+    if both_failed > 0 {
+        bail!("{both_failed} both-ways checks failed (lines above)")
+    }
+    Ok(())
 }
 
 fn compare_case(
@@ -401,9 +498,12 @@ fn compare_case(
 
 /// `target/conformance/buildkit` (or under `CARGO_TARGET_DIR`).
 fn output_dir(root: &Path) -> PathBuf {
-    std::env::var_os("CARGO_TARGET_DIR")
-        .map_or_else(|| root.join("target"), PathBuf::from)
-        .join("conformance/buildkit")
+    target_dir(root).join("conformance/buildkit")
+}
+
+/// `target` (or `CARGO_TARGET_DIR`).
+fn target_dir(root: &Path) -> PathBuf {
+    std::env::var_os("CARGO_TARGET_DIR").map_or_else(|| root.join("target"), PathBuf::from)
 }
 
 #[cfg(test)]
