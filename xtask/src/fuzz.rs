@@ -6,9 +6,8 @@
 //! no `RUSTC_BOOTSTRAP` is needed: checked on rustc 1.95.
 
 use std::path::Path;
-use std::process::{Command, Stdio};
 
-use anyhow::{Context, Result, bail};
+use anyhow::Result;
 
 use crate::run;
 
@@ -18,22 +17,8 @@ pub fn build(root: &Path) -> Result<()> {
     run::step("fuzz targets built", build_targets(root))
 }
 
-fn cargo() -> String {
-    std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned())
-}
-
-fn has_cargo_fuzz(root: &Path) -> bool {
-    Command::new(cargo())
-        .args(["fuzz", "--version"])
-        .current_dir(root)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success())
-}
-
 fn ensure_cargo_fuzz(root: &Path) -> Result<()> {
-    if has_cargo_fuzz(root) {
+    if run::has_cargo_subcommand(root, "fuzz") {
         return Ok(());
     }
     eprintln!("xtask: installing cargo-fuzz (cargo install cargo-fuzz --locked)");
@@ -41,14 +26,5 @@ fn ensure_cargo_fuzz(root: &Path) -> Result<()> {
 }
 
 fn build_targets(root: &Path) -> Result<()> {
-    let args = ["fuzz", "build", "-s", "none"];
-    let status = Command::new(cargo())
-        .args(args)
-        .current_dir(root)
-        .status()
-        .with_context(|| format!("running cargo {}", args.join(" ")))?;
-    if !status.success() {
-        bail!("`cargo {}` failed ({status})", args.join(" "));
-    }
-    Ok(())
+    run::cargo(root, &["fuzz", "build", "-s", "none"])
 }

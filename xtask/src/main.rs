@@ -93,7 +93,7 @@ fn test(root: &std::path::Path, extra: &[String]) -> Result<()> {
     // root, except in CI where it must run).
     run::step("conformance buildkit", conformance::test_step(root))?;
     // The runner's own summary closes the output, so the test suite goes last.
-    if run::has_nextest(root) {
+    if run::has_cargo_subcommand(root, "nextest") {
         let mut args = vec!["nextest", "run", "--workspace", "--no-fail-fast"];
         args.extend(extra.iter().map(String::as_str));
         run::step("tests (nextest)", run::cargo(root, &args))

@@ -28,11 +28,11 @@ pub fn step(name: &str, result: Result<()>) -> Result<()> {
     result.with_context(|| format!("step `{name}`"))
 }
 
-/// Whether `cargo nextest` is installed.
-pub fn has_nextest(root: &Path) -> bool {
+/// Whether `cargo <name>` is installed (`cargo nextest`, `cargo fuzz`, ...).
+pub fn has_cargo_subcommand(root: &Path, name: &str) -> bool {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned());
     Command::new(cargo)
-        .args(["nextest", "--version"])
+        .args([name, "--version"])
         .current_dir(root)
         .stdout(Stdio::null())
         .stderr(Stdio::null())
