@@ -1,0 +1,238 @@
+//! Where the image goes: the registry (with the stages cache artifacts), OCI and docker
+//! archives, an unpacked directory, and the `--iidfile`/`--metadata-file` buildx writes.
+
+use std::path::Path;
+
+use inlay_core::Reference;
+use inlay_exporter_inline::{
+    ArchiveDestination, ArchiveFormat, BlobLocation, BlobMap, PushOptions, write_archive,
+};
+
+use super::cache_export::stage_artifacts;
+use super::{BuildError, BuildOutput, BuildReport, BuildRequest, Image, Prepared, Session, output};
+use crate::progress::ProgressSink;
+use crate::solver::{LayerRef, SolveOutcome};
+use crate::source::ImageSource;
+use crate::store::Store;
+
+/// Sends the image to every output: pushes (with the stages cache artifacts when the inline
+/// cache is on), OCI and docker archives, `type=local`; then `--iidfile` and `--metadata-file`.
+pub(super) fn send(
+    request: &BuildRequest,
+    session: &Session,
+    prepared: &Prepared,
+    outcome: &SolveOutcome,
+    image: &Image,
+    progress: &ProgressSink,
+    report: &mut BuildReport,
+) -> Result<(), BuildError> {
+    let Session {
+        client,
+        tokio,
+        store,
+        images,
+    } = session;
+    let plan = &prepared.plan;
+    let built = &image.built;
+    let created_at = image.created_at;
+    let kept: Vec<&LayerRef> = image.kept.iter().collect();
+    let blobs = blob_map(request, store, outcome, image);
+    let spool = store.scratch_dir().map_err(output("spool directory"))?;
+    let push_options = PushOptions {
+        spool_dir: Some(spool.path().to_path_buf()),
+        ..PushOptions::default()
+    };
+    let mut names = Vec::new();
+    for out in &request.outputs {
+        match out {
+            BuildOutput::Image {
+                names: refs, push, ..
+            } => {
+                let targets = refs
+                    .iter()
+                    .map(|r| Reference::parse(r))
+                    .collect::<Result<Vec<_>, _>>()
+                    .map_err(output("image name"))?;
+                names.extend(targets.iter().map(ToString::to_string));
+                if *push {
+                    let pushed = tokio
+                        .block_on(inlay_exporter_inline::push_image(
+                            client,
+                            built,
+                            &targets,
+                            &blobs,
+                            &push_options,
+                        ))
+                        .map_err(output("pushing the image"))?;
+                    report.bytes_pushed += pushed.bytes_uploaded;
+                    if request.inline_cache.is_some() {
+                        for artifact in stage_artifacts(plan, outcome, built, created_at, report) {
+                            for target in &targets {
+                                match tokio.block_on(inlay_exporter_inline::push_cache_artifact(
+                                    client,
+                                    target,
+                                    &artifact,
+                                    &blobs,
+                                    &push_options,
+                                )) {
+                                    Ok(r) => report.bytes_pushed += r.blobs.bytes_uploaded,
+                                    Err(e) => report
+                                        .warnings
+                                        .push(format!("stages cache for {target}: {e}")),
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            BuildOutput::Oci { dest } | BuildOutput::Docker { dest } => {
+                let format = if matches!(out, BuildOutput::Oci { .. }) {
+                    ArchiveFormat::Oci
+                } else {
+                    ArchiveFormat::Docker
+                };
+                let archive_names = request
+                    .outputs
+                    .iter()
+                    .filter_map(|o| match o {
+                        BuildOutput::Image { names, .. } => Some(names),
+                        _ => None,
+                    })
+                    .flatten()
+                    .filter_map(|n| Reference::parse(n).ok())
+                    .collect::<Vec<_>>();
+                let written = tokio
+                    .block_on(write_archive(
+                        built,
+                        &archive_names,
+                        format,
+                        &ArchiveDestination::Tar(dest.clone()),
+                        &blobs,
+                        Some(client),
+                        Some(spool.path()),
+                    ))
+                    .map_err(output(format!("writing {}", dest.display())))?;
+                report.bytes_pulled += written.bytes_fetched;
+            }
+            BuildOutput::Local { dest } => {
+                unpack(store, images.as_ref(), &kept, dest, progress)?;
+            }
+        }
+    }
+    write_files(request, built, &names)?;
+    Ok(())
+}
+
+/// Where each blob of the image can be read from: a layer that already lives in a push
+/// target's registry is mounted there rather than uploaded; else the store's file; else the
+/// registry it was imported from (lazy hits).
+fn blob_map(
+    request: &BuildRequest,
+    store: &Store,
+    outcome: &SolveOutcome,
+    image: &Image,
+) -> BlobMap {
+    let built = &image.built;
+    let mut blobs = BlobMap::new();
+    blobs.insert(
+        built.config_descriptor().digest.clone(),
+        BlobLocation::Bytes(built.config().clone()),
+    );
+    let every_layer: Vec<&LayerRef> = outcome
+        .results
+        .values()
+        .flatten()
+        .chain(image.kept.iter())
+        .collect();
+    let push_registries: std::collections::BTreeSet<String> = request
+        .outputs
+        .iter()
+        .filter_map(|o| match o {
+            BuildOutput::Image {
+                names, push: true, ..
+            } => Some(names),
+            _ => None,
+        })
+        .flatten()
+        .filter_map(|n| Reference::parse(n).ok())
+        .map(|r| r.registry().to_owned())
+        .collect();
+    for layer in every_layer {
+        let origin = layer
+            .origin
+            .as_deref()
+            .and_then(|o| Reference::parse(o).ok());
+        if let Some(origin) = origin.filter(|o| push_registries.contains(o.registry())) {
+            blobs.insert(layer.digest.clone(), BlobLocation::Registry(origin));
+            continue;
+        }
+        if store.has_blob(&layer.digest) {
+            if let Ok(path) = store.blob_path(&layer.digest) {
+                blobs.insert(layer.digest.clone(), BlobLocation::File(path));
+                continue;
+            }
+        }
+        if let Some(origin) = layer
+            .origin
+            .as_deref()
+            .and_then(|o| Reference::parse(o).ok())
+        {
+            blobs.insert(layer.digest.clone(), BlobLocation::Registry(origin));
+        }
+    }
+    blobs
+}
+
+/// Unpacks the final layers into `dest` (`type=local`).
+fn unpack(
+    store: &Store,
+    images: &dyn ImageSource,
+    layers: &[&LayerRef],
+    dest: &Path,
+    progress: &ProgressSink,
+) -> Result<(), BuildError> {
+    let _ = progress;
+    for layer in layers {
+        if !store.has_blob(&layer.digest) {
+            let origin = layer.origin.clone().unwrap_or_default();
+            images
+                .pull_blob(&origin, &layer.descriptor(), store)
+                .map_err(output(format!("pulling {}", layer.digest)))?;
+        }
+        let blob = store
+            .open_blob(&layer.digest)
+            .map_err(output(format!("opening {}", layer.digest)))?;
+        crate::extract::extract(blob, dest, &crate::extract::ExtractOptions::default())
+            .map_err(output(format!("unpacking into {}", dest.display())))?;
+    }
+    Ok(())
+}
+
+/// `--iidfile` and `--metadata-file`, as buildx writes them.
+fn write_files(
+    request: &BuildRequest,
+    built: &inlay_exporter_inline::BuiltImage,
+    names: &[String],
+) -> Result<(), BuildError> {
+    if let Some(path) = &request.iidfile {
+        std::fs::write(path, built.digest().to_string())
+            .map_err(output(format!("writing {}", path.display())))?;
+    }
+    if let Some(path) = &request.metadata_file {
+        let mut meta = serde_json::Map::new();
+        meta.insert(
+            "containerimage.config.digest".to_owned(),
+            built.config_descriptor().digest.to_string().into(),
+        );
+        meta.insert(
+            "containerimage.digest".to_owned(),
+            built.digest().to_string().into(),
+        );
+        if !names.is_empty() {
+            meta.insert("image.name".to_owned(), names.join(",").into());
+        }
+        let text = serde_json::to_vec_pretty(&meta).map_err(output("metadata"))?;
+        std::fs::write(path, text).map_err(output(format!("writing {}", path.display())))?;
+    }
+    Ok(())
+}
