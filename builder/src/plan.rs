@@ -21,7 +21,7 @@ use inlay_core::contenthash::{
     ContentHashError, ContentTree, ContentTreeBuilder, Entry, EntryKind, Profile, Selector,
     SourceKind, Stat, TreeOptions, content_key,
 };
-use inlay_core::op::{Input, NetMode, Op, VertexId};
+use inlay_core::op::{HostIp, Input, NetMode, Op, VertexId};
 use inlay_core::{Descriptor, Digest, Platform, Reference};
 use inlay_frontend_dockerfile::dockerignore::{Dockerignore, DockerignoreError};
 use inlay_frontend_dockerfile::lower::{
@@ -100,8 +100,12 @@ pub struct PlanInput {
     pub target: Option<String>,
     /// `--platform` (the target platform); linux/amd64 when `None`.
     pub platform: Option<stages::Platform>,
+    /// The builder's own platform (`BUILDPLATFORM`); linux/amd64 when `None`.
+    pub build_platform: Option<stages::Platform>,
     /// The build's network mode (`--network none` gives `"network":2` on every exec).
     pub network: NetMode,
+    /// `--add-host` entries (`host`, `ip`), on every RUN in this order.
+    pub extra_hosts: Vec<(String, String)>,
     /// The key profile.
     pub profile: KeyProfile,
     /// The base images [`base_images`] listed, resolved by the caller.
@@ -129,7 +133,9 @@ impl PlanInput {
             build_args: BTreeMap::new(),
             target: None,
             platform: None,
+            build_platform: None,
             network: NetMode::Unset,
+            extra_hosts: Vec::new(),
             profile,
             bases: Vec::new(),
             stage_trees: HashMap::new(),
@@ -142,7 +148,18 @@ impl PlanInput {
         options.build.build_args.clone_from(&self.build_args);
         options.build.target.clone_from(&self.target);
         options.build.target_platform.clone_from(&self.platform);
+        if let Some(build) = &self.build_platform {
+            options.build.build_platform = build.clone();
+        }
         options.network = self.network;
+        options.extra_hosts = self
+            .extra_hosts
+            .iter()
+            .map(|(host, ip)| HostIp {
+                host: host.clone(),
+                ip: ip.clone(),
+            })
+            .collect();
         options
     }
 

@@ -10,6 +10,7 @@ use inlay_builder::build::{self, BuildOutput, BuildReport, DockerfileSource};
 use inlay_builder::store::Store;
 use inlay_core::cachekey::KeyProfile;
 use inlay_core::op::NetMode;
+use inlay_frontend_dockerfile::stages;
 
 use crate::build_flags::BuildRequest as Flags;
 use crate::progress::{self, Mode};
@@ -185,21 +186,32 @@ fn to_request(flags: Flags) -> Result<Prepared> {
         "none" => NetMode::None,
         other => bail!("unknown --network {other:?} (default, none, host)"),
     };
-    if let Some(p) = &flags.platform {
-        if *p != build::host_platform().to_string() {
+    let platform = match &flags.platform {
+        None => None,
+        Some(p) if p.contains(',') => {
             bail!(
-                "--platform {p}: only the host's platform ({}) can be built",
-                build::host_platform()
-            );
+                "--platform {p}: one platform per build (multi-platform builds are not supported yet)"
+            )
         }
-    }
+        Some(p) => Some(
+            stages::Platform::parse(p)
+                .with_context(|| format!("invalid --platform {p:?}: expected OS/ARCH[/VARIANT]"))?,
+        ),
+    };
     if flags.check {
         bail!("--check is not supported yet");
     }
     // `--pull` is always in effect: base images are resolved from their registry on every build.
     let _ = flags.pull;
-    if !flags.add_hosts.is_empty() {
-        bail!("--add-host is not supported yet");
+    for (host, ip) in &flags.add_hosts {
+        if ip == "host-gateway" {
+            bail!(
+                "--add-host {host}:{ip}: host-gateway needs a daemon's bridge; give the address itself"
+            );
+        }
+        if ip.parse::<std::net::IpAddr>().is_err() {
+            bail!("invalid --add-host {host}:{ip}: {ip:?} is not an IP address");
+        }
     }
     let mut request = build::BuildRequest::new(context, store_root);
     request.dockerfile = dockerfile;
@@ -212,6 +224,8 @@ fn to_request(flags: Flags) -> Result<Prepared> {
     request.labels = flags.labels.into_iter().collect();
     request.secrets = secrets;
     request.network = network;
+    request.extra_hosts = flags.add_hosts;
+    request.platform = platform;
     request.source_date_epoch = source_date_epoch;
     request.iidfile = flags.iidfile;
     request.metadata_file = flags.metadata_file;

@@ -114,6 +114,11 @@ pub struct BuildRequest {
     pub secrets: HashMap<String, Vec<u8>>,
     /// `--network`.
     pub network: NetMode,
+    /// `--add-host` entries (`host`, `ip`).
+    pub extra_hosts: Vec<(String, String)>,
+    /// `--platform`: the target platform (`None`: the host's). RUN steps still run on the host,
+    /// so a build for another platform can only copy and configure.
+    pub platform: Option<stages::Platform>,
     /// The store's root.
     pub store_root: PathBuf,
     /// `SOURCE_DATE_EPOCH`.
@@ -140,6 +145,8 @@ impl BuildRequest {
             labels: BTreeMap::new(),
             secrets: HashMap::new(),
             network: NetMode::Unset,
+            extra_hosts: Vec::new(),
+            platform: None,
             store_root: store_root.into(),
             source_date_epoch: None,
             iidfile: None,
@@ -202,6 +209,22 @@ pub enum BuildError {
         /// The cause.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A RUN step is for a platform the host cannot run (no emulation).
+    #[error(
+        "{dockerfile}:{line}: {step} runs on {platform}, but this host runs {host} and inlay has no emulation; build for {host}, or run this stage on the build platform (`FROM --platform=$BUILDPLATFORM`)"
+    )]
+    ForeignRun {
+        /// The Dockerfile's name.
+        dockerfile: String,
+        /// The RUN's line.
+        line: usize,
+        /// The step's description.
+        step: String,
+        /// The step's platform.
+        platform: String,
+        /// The host's platform.
+        host: String,
     },
     /// A step failed.
     #[error(transparent)]
@@ -349,8 +372,10 @@ pub fn prepare(
     input.dockerfile_name = dockerfile_name;
     input.build_args.clone_from(&request.build_args);
     input.target.clone_from(&request.target);
-    input.platform = Some(platform);
+    input.platform = Some(request.platform.clone().unwrap_or_else(|| platform.clone()));
+    input.build_platform = Some(platform);
     input.network = request.network;
+    input.extra_hosts.clone_from(&request.extra_hosts);
     for base in base_images(&input)? {
         let name = base.reference.to_string();
         let base_error = |source: Box<dyn std::error::Error + Send + Sync>| BuildError::BaseImage {
@@ -370,6 +395,7 @@ pub fn prepare(
         ));
     }
     let plan = plan_keys(&input)?;
+    refuse_foreign_runs(&plan, &input.dockerfile_name)?;
     // FROM lines resolve an image and are never cached; the steps are the ops that build.
     report.steps_total = plan
         .lowered
@@ -398,6 +424,28 @@ pub fn prepare(
         primary,
         imported,
     })
+}
+
+/// Refuses a RUN whose platform is not the host's: its binaries would not run here.
+fn refuse_foreign_runs(plan: &KeyPlan, dockerfile: &str) -> Result<(), BuildError> {
+    let host = host_platform();
+    let host = Platform::new(&host.os, &host.architecture, &host.variant);
+    for step in &plan.lowered.steps {
+        let vertex = plan.lowered.graph.vertex(step.output.vertex);
+        if !matches!(vertex.op, Op::Exec(_)) {
+            continue;
+        }
+        if let Some(platform) = vertex.platform.as_ref().filter(|p| **p != host) {
+            return Err(BuildError::ForeignRun {
+                dockerfile: dockerfile.to_owned(),
+                line: step.position.line,
+                step: step.description.clone(),
+                platform: platform.to_string(),
+                host: host.to_string(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Runs a build.

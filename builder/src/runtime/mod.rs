@@ -77,6 +77,8 @@ pub struct RunSpec {
     pub user: String,
     /// Hostname inside the container.
     pub hostname: String,
+    /// `--add-host` entries (`host`, `ip`), appended to the generated `/etc/hosts`.
+    pub extra_hosts: Vec<(String, String)>,
     /// Network mode.
     pub network: Network,
     /// Extra bind mounts.
@@ -92,6 +94,7 @@ impl RunSpec {
             cwd: "/".to_owned(),
             user: String::new(),
             hostname: "buildkitsandbox".to_owned(),
+            extra_hosts: Vec::new(),
             network: Network::None,
             mounts: Vec::new(),
         }
@@ -268,7 +271,8 @@ impl Runtime {
         std::fs::create_dir_all(&bundle).map_err(io_err(&bundle))?;
         let hosts = bundle.join("hosts");
         let resolv = bundle.join("resolv.conf");
-        std::fs::write(&hosts, hosts_file(&spec.hostname)).map_err(io_err(&hosts))?;
+        std::fs::write(&hosts, hosts_file(&spec.hostname, &spec.extra_hosts))
+            .map_err(io_err(&hosts))?;
         std::fs::write(&resolv, resolv_conf(spec.network)).map_err(io_err(&resolv))?;
         let config = spec::config(&rootfs, spec, &user, &hosts, &resolv);
         let config_path = bundle.join("config.json");
@@ -436,8 +440,13 @@ fn read_lines(mut input: impl Read, stream: Stream, tx: &mpsc::Sender<OutputLine
     }
 }
 
-fn hosts_file(hostname: &str) -> String {
-    format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n")
+fn hosts_file(hostname: &str, extra: &[(String, String)]) -> String {
+    let mut hosts =
+        format!("127.0.0.1\tlocalhost {hostname}\n::1\tlocalhost ip6-localhost ip6-loopback\n");
+    for (host, ip) in extra {
+        hosts.extend([ip.as_str(), "\t", host.as_str(), "\n"]);
+    }
+    hosts
 }
 
 /// The host's resolver configuration; in a private network namespace, nameservers on the

@@ -139,6 +139,11 @@ fn run_spec(
     if !meta.hostname.is_empty() {
         spec.hostname.clone_from(&meta.hostname);
     }
+    spec.extra_hosts = meta
+        .extra_hosts
+        .iter()
+        .map(|h| (h.host.clone(), h.ip.clone()))
+        .collect();
     // BuildKit's default network without CNI is the host's; `none` isolates.
     spec.network = match exec.network {
         NetMode::None => Network::None,

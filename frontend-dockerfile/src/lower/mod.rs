@@ -49,7 +49,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use inlay_core::cachekey::{ImageKeyFacts, KeyProfile, VertexFacts};
 use inlay_core::image::ImageConfig;
-use inlay_core::op::{Graph, Input, NetMode, Op, SourceOp, Vertex, VertexId};
+use inlay_core::op::{Graph, HostIp, Input, NetMode, Op, SourceOp, Vertex, VertexId};
 use inlay_core::{Digest, Platform, Reference};
 
 use crate::error::{DockerfileError, ErrorKind};
@@ -69,6 +69,9 @@ pub struct LowerOptions {
     pub network: NetMode,
     /// Prefix of cache-mount ids (BuildKit's `cacheIDNamespace`; empty by default).
     pub cache_id_namespace: String,
+    /// `--add-host` entries, put on every exec in the order given (BuildKit's `add-hosts`
+    /// frontend option; only the names reach the keys, spec section 5.5).
+    pub extra_hosts: Vec<HostIp>,
 }
 
 impl LowerOptions {
@@ -82,6 +85,7 @@ impl LowerOptions {
             profile,
             network: NetMode::Unset,
             cache_id_namespace: String::new(),
+            extra_hosts: Vec::new(),
         }
     }
 

@@ -297,6 +297,7 @@ impl Lowering<'_> {
             user: st.user.clone(),
             proxy_env: self.proxy_env(),
             remove_mount_stubs_recursive: self.options.current(),
+            extra_hosts: self.options.extra_hosts.clone(),
             ..ExecMeta::default()
         };
         let exec = ExecOp {
