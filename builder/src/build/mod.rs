@@ -33,20 +33,21 @@ use inlay_frontend_dockerfile::lower::ResolvedImage as BaseResolved;
 use inlay_frontend_dockerfile::stages;
 use inlay_registry::{Client, ClientConfig, CredentialStore};
 
+use crate::extract::ExtractError;
 use crate::image::{EMPTY_TAR_DIFF_ID, ImageRequest, assemble};
 use crate::plan::{KeyPlan, PlanError, PlanInput, base_images, plan_keys, read_dockerignore};
 use crate::progress::{CacheOrigin, ProgressEvent, ProgressSink};
 use crate::solver::{
     LayerRef, LocalCache, SolveError, SolveOutcome, SolveRequest, Solver, SolverOptions,
 };
-use crate::source::{ImageSource, LocalSource, RegistryImages};
+use crate::source::{ImageSource, LocalSource, RegistryImages, SourceError};
 use crate::store::Store;
 
 mod cache_export;
 pub mod imported_cache;
 mod outputs;
 
-pub use imported_cache::ImportedCache;
+pub use imported_cache::{Distrust, ImportedCache};
 
 /// Where the Dockerfile comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -453,7 +454,51 @@ pub fn run(request: &BuildRequest, progress: &ProgressSink) -> Result<BuildRepor
     let mut report = BuildReport::default();
     let session = Session::open(&request.store_root)?;
     let prepared = prepare(request, &session, &mut report)?;
-    let outcome = solve(request, &session, &prepared, progress, &mut report)?;
+    let distrust = Distrust::default();
+    let mut attempt = 0;
+    let outcome = loop {
+        attempt += 1;
+        let cache = (!request.no_cache).then(|| {
+            Arc::new(
+                ImportedCache::new(
+                    LocalCache::new(session.store.clone()),
+                    prepared.imported.clone(),
+                )
+                .verified(session.images.clone(), distrust.clone()),
+            )
+        });
+        let solved = solve(
+            request,
+            &session,
+            &prepared,
+            cache.clone(),
+            progress,
+            &mut report,
+        );
+        if let Some(cache) = &cache {
+            report.warnings.extend(cache.warnings());
+        }
+        match solved {
+            Ok(outcome) => break outcome,
+            // A layer an imported record promised turned out wrong when pulled: distrust it
+            // and solve again (what is done so far is in the local cache); a few times at most,
+            // each time with one more layer distrusted.
+            Err(e) if attempt < MAX_SOLVES => {
+                let suspect = suspect_layer(&e).filter(|d| {
+                    cache.as_ref().is_some_and(|c| c.served(d))
+                        && distrust.add(d.clone(), "was wrong when pulled".to_owned())
+                });
+                let Some(digest) = suspect else {
+                    return Err(e);
+                };
+                report.warnings.push(format!(
+                    "cache: imported layer {digest} was wrong when pulled; solving again without it ({})",
+                    one_line(&e)
+                ));
+            }
+            Err(e) => return Err(e),
+        }
+    };
     let image = image(request, &session, &prepared, &outcome, &mut report)?;
     outputs::send(
         request,
@@ -467,12 +512,58 @@ pub fn run(request: &BuildRequest, progress: &ProgressSink) -> Result<BuildRepor
     Ok(report)
 }
 
-/// Solves the plan's graph, the local store asked first, then the imported records; counts
-/// the cached steps per origin and the bytes pulled into `report`.
+/// How many times a build solves when imported layers turn out wrong.
+const MAX_SOLVES: usize = 4;
+
+/// The blob digest or diffID at the root of a failed pull or extraction, if that is the cause.
+/// Transparent wrappers hide the middle of the `source()` chain, so the solver's own variants
+/// are taken apart by hand and the rest of the chain is searched for an extraction error.
+fn suspect_layer(error: &BuildError) -> Option<Digest> {
+    fn of_solve(error: &SolveError) -> Option<Digest> {
+        match error {
+            SolveError::Vertex { source, .. } => of_solve(source),
+            SolveError::Source(SourceError::Pull { digest, .. })
+            | SolveError::MissingBlob { digest } => Some(digest.clone()),
+            SolveError::Store(e) => of_chain(e),
+            SolveError::Snapshot(e) => of_chain(e),
+            _ => None,
+        }
+    }
+    fn of_chain(error: &(dyn std::error::Error + 'static)) -> Option<Digest> {
+        let mut cause: Option<&(dyn std::error::Error + 'static)> = Some(error);
+        while let Some(e) = cause {
+            if let Some(ExtractError::DiffIdMismatch { expected, .. }) = e.downcast_ref() {
+                return Some(expected.clone());
+            }
+            cause = e.source();
+        }
+        None
+    }
+    match error {
+        BuildError::Solve(e) => of_solve(e),
+        _ => None,
+    }
+}
+
+/// An error and its causes on one line.
+fn one_line(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(e) = cause {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        cause = e.source();
+    }
+    text
+}
+
+/// Solves the plan's graph with `cache` (the local store first, then the imported records);
+/// counts the cached steps per origin, the runs and the bytes pulled into `report`.
 fn solve(
     request: &BuildRequest,
     session: &Session,
     prepared: &Prepared,
+    cache: Option<Arc<ImportedCache>>,
     progress: &ProgressSink,
     report: &mut BuildReport,
 ) -> Result<SolveOutcome, BuildError> {
@@ -530,17 +621,13 @@ fn solve(
     solve.locals.insert("context".to_owned(), local);
     solve.secrets.clone_from(&request.secrets);
     solve.images = Some(session.images.clone());
-    if !request.no_cache {
-        solve.cache = Some(Arc::new(ImportedCache::new(
-            LocalCache::new(session.store.clone()),
-            prepared.imported.clone(),
-        )));
-    }
+    solve.cache = cache.map(|c| c as Arc<dyn crate::solver::ResultCache>);
     solve.progress = sink;
-    let outcome = solver.solve(&solve)?;
-    report.runtime_runs = outcome.runtime_runs;
-    report.steps_cached = cached.lock().map(|c| c.clone()).unwrap_or_default();
+    let result = solver.solve(&solve);
     report.bytes_pulled += pulled.load(Ordering::Relaxed);
+    let outcome = result?;
+    report.runtime_runs += outcome.runtime_runs;
+    report.steps_cached = cached.lock().map(|c| c.clone()).unwrap_or_default();
     Ok(outcome)
 }
 

@@ -67,6 +67,11 @@ impl LocalCache {
         LocalCache { store }
     }
 
+    /// The store it indexes.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
     fn entries(&self) -> Result<BTreeMap<String, Vec<LayerRef>>, SolveError> {
         let index = self.store.index()?;
         Ok(index

@@ -100,6 +100,10 @@ pub trait ImageSource: Send + Sync {
         descriptor: &Descriptor,
         store: &Store,
     ) -> Result<(), SourceError>;
+
+    /// The size of blob `digest` in `reference`'s repository, `None` when it is not there;
+    /// moves no blob bytes (a `HEAD`). `Some(0)` means the source did not say.
+    fn blob_size(&self, reference: &str, digest: &Digest) -> Result<Option<u64>, SourceError>;
 }
 
 /// The layers of a manifest matched with the config's diffIDs.

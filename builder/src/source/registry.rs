@@ -3,7 +3,7 @@
 
 use std::io::{Seek, SeekFrom};
 
-use inlay_core::{Descriptor, Platform, Reference};
+use inlay_core::{Descriptor, Digest, Platform, Reference};
 use inlay_registry::Client;
 
 use super::{ImageSource, ResolvedImage, SourceError, layers_of};
@@ -44,6 +44,17 @@ fn parse(reference: &str) -> Result<Reference, SourceError> {
 }
 
 impl ImageSource for RegistryImages {
+    fn blob_size(&self, reference: &str, digest: &Digest) -> Result<Option<u64>, SourceError> {
+        let parsed = parse(reference)?;
+        self.runtime
+            .block_on(self.client.blob_exists(&parsed, digest))
+            .map_err(|e| SourceError::Pull {
+                reference: reference.to_owned(),
+                digest: digest.clone(),
+                reason: e.to_string(),
+            })
+    }
+
     fn resolve(&self, reference: &str, platform: &Platform) -> Result<ResolvedImage, SourceError> {
         let parsed = parse(reference)?;
         let fail = |e: inlay_registry::RegistryError| SourceError::Resolve {
