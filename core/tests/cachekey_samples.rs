@@ -10,8 +10,8 @@ mod shared_data;
 use std::collections::HashMap;
 
 use inlay_core::cache::{
-    Alternative, CacheStore, ExportResult, Lookup, RecordGraph, StoredResult, Timestamp,
-    export_chain,
+    Alternative, CacheStore, ExportResult, Lookup, RecordGraph, ResultForm, StoredResult,
+    Timestamp, export_chain, export_chains,
 };
 use inlay_core::cachekey::{
     ImageKeyFacts, KeyError, KeyGraph, KeyProfile, KeySolver, VertexFacts, cache_map, solve_keys,
@@ -321,6 +321,83 @@ fn both_profiles_export_into_one_value() {
             .unwrap();
         assert_eq!(hit.result.layers, layers);
     }
+}
+
+#[test]
+fn with_both_profiles_v08_sees_one_record_per_result() {
+    // BuildKit v0.8 indexes imported results by their layers and fails to load a step when it
+    // picks the other profile's record ("failed to load deleted cache"); the other profile's
+    // results go in `chains`, which v0.8 does not read.
+    let old_graph = sample_graph(false, NetMode::Unset);
+    let new_graph = sample_graph(true, NetMode::None);
+    let old = key_graph(
+        &old_graph,
+        KeyProfile::BuildkitV08,
+        base_facts(V08, true),
+        DATA_TXT_KEY,
+    );
+    let new = key_graph(
+        &new_graph,
+        KeyProfile::BuildkitCurrent,
+        base_facts(V08, true),
+        DATA_TXT_KEY,
+    );
+    let (layers, _) = image_layers(V08);
+    let steps = [
+        old_graph.run_echo,
+        old_graph.copy,
+        old_graph.workdir,
+        old_graph.run_cat,
+    ];
+    let results = results(&layers, &steps, &V08_CREATED);
+    let chains = [
+        (&old, final_key(&old, old_graph.run_cat), ResultForm::Native),
+        (
+            &new,
+            final_key(&new, new_graph.run_cat),
+            ResultForm::ChainsOnly,
+        ),
+    ];
+    let exported = export_chains(&layers, &chains, &results).unwrap();
+    let mut tops: Vec<usize> = exported
+        .records()
+        .iter()
+        .flat_map(|r| r.results.iter().map(|res| res.layer))
+        .collect();
+    let visible = tops.len();
+    tops.sort_unstable();
+    tops.dedup();
+    assert_eq!(
+        tops.len(),
+        visible,
+        "two v0.8-visible records share a result"
+    );
+    assert_eq!(visible, 4, "every v0.8 step keeps its result");
+    assert!(exported.records().iter().any(|r| !r.chains.is_empty()));
+    // Both profiles still hit every step, the current one through `chains`.
+    let round = RecordGraph::from_inline(&exported.to_inline()).unwrap();
+    for (keys, sample) in [(&old, &old_graph), (&new, &new_graph)] {
+        let mut store = CacheStore::new();
+        store.import_inline("both", &round, &layers);
+        let matches = store.match_keys(keys);
+        let hit = store
+            .best_result(matches.of(final_key(keys, sample.run_cat)))
+            .unwrap();
+        assert_eq!(hit.result.layers, layers);
+    }
+    // Exported natively, the two profiles' records do share results.
+    let native = export_chain(
+        &layers,
+        &[(chains[0].0, chains[0].1), (chains[1].0, chains[1].1)],
+        &results,
+    )
+    .unwrap();
+    let shared = native
+        .records()
+        .iter()
+        .flat_map(|r| r.results.iter())
+        .count();
+    assert!(shared > visible);
 }
 
 #[test]

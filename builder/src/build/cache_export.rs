@@ -6,7 +6,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use inlay_core::Descriptor;
-use inlay_core::cache::export::{ExportResult, export_chain};
+use inlay_core::cache::export::{ExportResult, ResultForm, export_chain, export_chains};
 use inlay_core::cache::{CacheConfig, CacheLayer, RecordGraph, Timestamp};
 use inlay_core::cachekey::{KeyGraph, KeyId, KeyProfile};
 use inlay_core::descriptor::ANNOTATION_UNCOMPRESSED;
@@ -74,18 +74,31 @@ pub(super) fn inline_records(
                 .push(format!("inline cache: keying for {}: {e}", profile.name())),
         }
     }
-    let mut chains: Vec<(&KeyGraph, KeyId)> = Vec::new();
+    // With v0.8's records in the value, every other profile's results go in `chains`, which
+    // v0.8 does not read: two records holding the same layers make v0.8 fail to load the
+    // final step ("failed to load deleted cache"; see `inlay_core::cache::export`).
+    let form = |profile: KeyProfile| {
+        if profiles.len() > 1
+            && profiles.contains(&KeyProfile::BuildkitV08)
+            && profile != KeyProfile::BuildkitV08
+        {
+            ResultForm::ChainsOnly
+        } else {
+            ResultForm::Native
+        }
+    };
+    let mut chains: Vec<(&KeyGraph, KeyId, ResultForm)> = Vec::new();
     if profiles.contains(&plan.profile) {
         if let Some(k) = outcome.key_graph.keys_of(plan.lowered.target).first() {
-            chains.push((&outcome.key_graph, *k));
+            chains.push((&outcome.key_graph, *k, form(plan.profile)));
         }
     }
     for p in &others {
         if let Some(k) = p.final_key {
-            chains.push((&p.keys, k));
+            chains.push((&p.keys, k, form(p.profile)));
         }
     }
-    export_chain(image_layers, &chains, &results)
+    export_chains(image_layers, &chains, &results)
 }
 
 /// The cache artifacts of the non-final stages (one per stage): each stage's chain exported

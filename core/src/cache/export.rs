@@ -9,6 +9,14 @@
 //! image, `chains` otherwise (a v0.8 reader ignores `chains`). Roots never get results.
 //! Several profiles can be exported into one value: shared records (the image roots, content
 //! keys, file ops) are merged, so both old and new BuildKit find their own keys.
+//!
+//! With several profiles, two records of different profiles often hold the same layers, and
+//! BuildKit v0.8's importer indexes results by their layers: loading one can pick the *other*
+//! profile's record, whose parents the v0.8 solver never asked for, and fail with "failed to
+//! load deleted cache" (`combinedCacheManager.Load` after `filterResults` in
+//! `v0.8:solver/cachemanager.go` finds none of them). [`ResultForm::ChainsOnly`] writes a
+//! chain's results as `chains`, which v0.8 does not read, so a v0.8 reader sees only the
+//! results of its own profile's records.
 
 use std::collections::{BTreeSet, HashMap};
 
@@ -26,8 +34,20 @@ pub struct ExportResult {
     pub created_at: Timestamp,
 }
 
+/// How a chain's results are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum ResultForm {
+    /// As BuildKit writes them: `layers` for a prefix of the image, `chains` otherwise.
+    #[default]
+    Native,
+    /// Always `chains` (v0.10+ readers only; hidden from v0.8, see the module docs).
+    ChainsOnly,
+}
+
 /// The records of an inline cache for the final chain of `image_layers`, from the keys of one
-/// or more profiles (`(keys, final key)` pairs) and the results of vertex outputs.
+/// or more profiles (`(keys, final key)` pairs) and the results of vertex outputs; results are
+/// written as BuildKit writes them ([`ResultForm::Native`]).
 ///
 /// Returns `None` when no result fits the image's layers: BuildKit then writes no inline
 /// cache at all (spec section 3.2 step 3.4).
@@ -36,9 +56,22 @@ pub fn export_chain<S: std::hash::BuildHasher>(
     chains: &[(&KeyGraph, KeyId)],
     results: &HashMap<Input, ExportResult, S>,
 ) -> Option<RecordGraph> {
+    let chains: Vec<(&KeyGraph, KeyId, ResultForm)> = chains
+        .iter()
+        .map(|(keys, last)| (*keys, *last, ResultForm::Native))
+        .collect();
+    export_chains(image_layers, &chains, results)
+}
+
+/// [`export_chain`] with a [`ResultForm`] per chain.
+pub fn export_chains<S: std::hash::BuildHasher>(
+    image_layers: &[Descriptor],
+    chains: &[(&KeyGraph, KeyId, ResultForm)],
+    results: &HashMap<Input, ExportResult, S>,
+) -> Option<RecordGraph> {
     let mut graph = RecordGraph::default();
     let mut any_result = false;
-    for (keys, last) in chains {
+    for (keys, last, form) in chains {
         let reachable = reachable(keys, *last);
         let mut exported: HashMap<KeyId, usize> = HashMap::new();
         for id in reachable {
@@ -71,15 +104,27 @@ pub fn export_chain<S: std::hash::BuildHasher>(
             if !node.inputs.is_empty() {
                 if let KeyKind::Definition { vertex, output, .. } = node.kind {
                     if let Some(result) = results.get(&Input::new(vertex, output)) {
-                        match image_positions(image_layers, &result.layers) {
+                        let positions = match (image_positions(image_layers, &result.layers), form)
+                        {
+                            (Some(Positions::Prefix(top)), ResultForm::ChainsOnly) => {
+                                Some(Positions::Chain((0..=top).collect()))
+                            }
+                            (positions, _) => positions,
+                        };
+                        match positions {
                             Some(Positions::Prefix(top)) => record.results.push(CacheResult {
                                 layer: top,
                                 created_at: result.created_at,
                             }),
                             Some(Positions::Chain(layers)) => record.chains.push(ChainedResult {
                                 layers,
-                                // BuildKit's inline exporter leaves chained results undated.
-                                created_at: Timestamp::ZERO,
+                                // BuildKit's inline exporter leaves chained results undated;
+                                // inlay's own chained results keep their date.
+                                created_at: if *form == ResultForm::ChainsOnly {
+                                    result.created_at
+                                } else {
+                                    Timestamp::ZERO
+                                },
                             }),
                             None => {}
                         }

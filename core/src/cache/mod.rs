@@ -35,7 +35,7 @@ pub mod store;
 mod timestamp;
 
 pub use error::CacheRecordError;
-pub use export::{ExportResult, export_chain};
+pub use export::{ExportResult, ResultForm, export_chain, export_chains};
 pub use matcher::{Alternative, Hit, KeyMatches, Lookup, MatchSet, MissExplanation};
 pub use record::{
     CacheConfig, CacheInput, CacheLayer, CacheRecord, CacheResult, ChainedResult, LayerAnnotations,

@@ -228,27 +228,23 @@ pub fn buildkit_from_inlay(
         .filter(|(_, s)| !s.hit())
         .map(|(id, _)| id.as_str())
         .collect();
-    let quirks = steps.values().filter(|s| !s.cached).count();
+    let quirks = steps.values().filter(|s| s.deleted_cache).count();
     if steps.is_empty() || !missing.is_empty() {
         bail!(
-            "{} of {} steps CACHED, not: {}; {} ends:\n{}",
+            "{} of {} steps CACHED, not: {}{}; {} ends:\n{}",
             steps.len() - missing.len(),
             steps.len(),
             missing.join(", "),
+            if quirks > 0 {
+                " (BuildKit v0.8 could not load a record: \"failed to load deleted cache\")"
+            } else {
+                ""
+            },
             log.display(),
             engine::tail(&text, 25)
         );
     }
-    Ok(if quirks == 0 {
-        format!("{} of {} steps CACHED", steps.len(), steps.len())
-    } else {
-        format!(
-            "{} of {} steps CACHED or not run ({quirks} with BuildKit v0.8's \"failed to load \
-             deleted cache\" notice on a hit it did not run)",
-            steps.len(),
-            steps.len()
-        )
-    })
+    Ok(format!("{} of {} steps CACHED", steps.len(), steps.len()))
 }
 
 /// What BuildKit's plain progress said of one Dockerfile step.
@@ -258,17 +254,17 @@ struct StepProgress {
     cached: bool,
     /// `#N DONE <time>`: the step ran.
     done: bool,
-    /// `#N ERROR: failed to load deleted cache`: BuildKit v0.8 prints it for a hit from an
-    /// imported inline cache whose record it loads a second time; the build still succeeds
-    /// and the step does not run.
+    /// `#N ERROR: failed to load deleted cache`: BuildKit v0.8 prints it when loading a hit
+    /// picks another record holding the same layers (see `inlay_core::cache::export`). inlay
+    /// hides its other profile's results from v0.8 so this no longer happens: a step with the
+    /// notice is not a hit.
     deleted_cache: bool,
 }
 
 impl StepProgress {
-    /// Whether the step came from the cache: `CACHED`, or the v0.8 notice on a step that
-    /// did not run.
+    /// Whether the step came from the cache: `CACHED`, and no v0.8 load failure.
     fn hit(&self) -> bool {
-        self.cached || (self.deleted_cache && !self.done)
+        self.cached && !self.deleted_cache
     }
 }
 

@@ -412,13 +412,9 @@ fn report(
             .iter()
             .filter(|(_, r)| r.as_ref().is_ok_and(|t| t.contains("(expected")))
             .count();
-        let noticed = results
-            .iter()
-            .filter(|(_, r)| r.as_ref().is_ok_and(|t| t.contains("deleted cache")))
-            .count();
         both_failed += failures.len();
         println!(
-            "  {direction}: {} full hit ({noticed} with v0.8's \"failed to load deleted cache\" notice on a step it did not run), {excepted} expected exceptions, {} failed{}",
+            "  {direction}: {} full hit, {excepted} expected exceptions, {} failed{}",
             results.len() - excepted - failures.len(),
             failures.len(),
             if failures.is_empty() {
