@@ -5,7 +5,8 @@
 //! * `cargo xtask house`: only the house rules (dependency direction, a pure `core`).
 //! * `cargo xtask demo`: the main job end to end on this machine alone.
 //! * `cargo xtask fuzz-build`: builds the cargo-fuzz targets under `fuzz/` (installs cargo-fuzz).
-//! * `cargo xtask conformance buildkit`: inlay's cache records against docker 20.10's BuildKit.
+//! * `cargo xtask conformance buildkit`: inlay's cache records against docker 20.10's BuildKit,
+//!   then the Docker interop checks (`cargo xtask conformance interop` runs only those).
 
 // xtask is a developer tool that talks to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
@@ -48,7 +49,8 @@ fn real_main() -> Result<()> {
              \x20 demo          run the main job end to end on this machine\n\
              \x20 install-deps  install the Debian packages the tests need (as root)\n\
              \x20 fuzz-build    install cargo-fuzz if missing and build the fuzz targets\n\
-             \x20 conformance buildkit  compare inlay's cache records with docker 20.10's (root; starts dockerd)"
+             \x20 conformance buildkit  compare inlay's cache records with docker 20.10's (root; starts dockerd)\n\
+             \x20 conformance interop   inlay's images of examples/ in docker 20.10: load, pull, run, inspect (root)"
         ),
     }
 }
