@@ -16,12 +16,12 @@ mod both_ways;
 mod cases;
 mod compare;
 mod docker_build;
-mod engine;
+pub(crate) mod engine;
 mod filesystems;
 mod image_roots;
 mod inlay_plan;
 mod interop;
-mod processes;
+pub(crate) mod processes;
 mod registry_http;
 pub mod seam;
 
