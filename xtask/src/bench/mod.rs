@@ -127,8 +127,12 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         for run in 1..=options.runs {
             processes::park_if_interrupted();
             eprintln!("xtask: bench: {} run {run}/{}", context.name, options.runs);
-            samples[0].push(bench.cold(context)?);
-            samples[1].push(bench.cached(context)?);
+            let cold = bench.cold(context)?;
+            progress(context, "cold", &cold);
+            samples[0].push(cold);
+            let cached = bench.cached(context)?;
+            progress(context, "cached", &cached);
+            samples[1].push(cached);
         }
         for (scenario, runs) in ["cold", "cached"].into_iter().zip(samples) {
             rows.push(Row::median(context, scenario, &runs));
@@ -156,6 +160,23 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
         out.join("logs").display()
     );
     Ok(())
+}
+
+/// One line per measured pair, as it comes.
+fn progress(context: &BenchContext, scenario: &str, (inlay, docker): &(Figures, Figures)) {
+    eprintln!(
+        "xtask: bench: {} {scenario}: inlay {:.2}s {:.0} MiB {:.2} MiB fetched ({} steps cached), \
+         docker {:.2}s {:.0} MiB {:.2} MiB fetched ({} steps cached)",
+        context.name,
+        inlay.wall.as_secs_f64(),
+        contexts::mib(inlay.peak),
+        contexts::mib(inlay.fetched),
+        inlay.hits,
+        docker.wall.as_secs_f64(),
+        contexts::mib(docker.peak),
+        contexts::mib(docker.fetched),
+        docker.hits,
+    );
 }
 
 /// What the measurements share.
