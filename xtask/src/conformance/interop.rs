@@ -222,6 +222,7 @@ pub type Results = Vec<(String, Result<String, String>)>;
 /// Runs every example both ways on a running engine whose registry holds the busybox base as
 /// `base`. Outputs and logs go to `out`.
 pub fn run_all(inlay: &Path, engine: &Engine, base: &str, root: &Path, out: &Path) -> Results {
+    let started = Instant::now();
     let mut results = Vec::new();
     for example in EXAMPLES {
         for route in [Route::Load, Route::Pull] {
@@ -244,6 +245,11 @@ pub fn run_all(inlay: &Path, engine: &Engine, base: &str, root: &Path, out: &Pat
             results.push((what, result));
         }
     }
+    eprintln!(
+        "xtask: interop: {} checks in {:.1}s",
+        results.len(),
+        started.elapsed().as_secs_f64()
+    );
     results
 }
 
