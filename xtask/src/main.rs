@@ -5,11 +5,14 @@
 //! * `cargo xtask house`: only the house rules (dependency direction, a pure `core`).
 //! * `cargo xtask demo`: the main job end to end on this machine alone.
 //! * `cargo xtask fuzz-build`: builds the cargo-fuzz targets under `fuzz/` (installs cargo-fuzz).
-//! * `cargo xtask conformance buildkit`: inlay's cache records against docker 20.10's BuildKit.
+//! * `cargo xtask conformance buildkit`: inlay's cache records against docker 20.10's BuildKit,
+//!   then the Docker interop checks (`cargo xtask conformance interop` runs only those).
+//! * `cargo xtask bench`: inlay against `docker build`, cold and cached (not part of `test`).
 
 // xtask is a developer tool that talks to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
+mod bench;
 mod conformance;
 mod demo;
 mod fuzz;
@@ -41,14 +44,17 @@ fn real_main() -> Result<()> {
         Some("fuzz-build") => fuzz::build(&root),
         Some("install-deps") => packages::ensure(&packages::TEST_PACKAGES),
         Some("conformance") => conformance::run(&root, &args[1..]),
+        Some("bench") => bench::run(&root, &args[1..]),
         _ => bail!(
-            "usage: cargo xtask <test|house|demo|install-deps|fuzz-build|conformance>\n\
+            "usage: cargo xtask <test|house|demo|install-deps|fuzz-build|conformance|bench>\n\
              \x20 test          install test dependencies, check fmt, clippy, house rules, build fuzz targets, run all tests, then conformance buildkit (root)\n\
              \x20 house         check dependency direction and core purity\n\
              \x20 demo          run the main job end to end on this machine\n\
              \x20 install-deps  install the Debian packages the tests need (as root)\n\
              \x20 fuzz-build    install cargo-fuzz if missing and build the fuzz targets\n\
-             \x20 conformance buildkit  compare inlay's cache records with docker 20.10's (root; starts dockerd)"
+             \x20 conformance buildkit  compare inlay's cache records with docker 20.10's (root; starts dockerd)\n\
+             \x20 conformance interop   inlay's images of examples/ in docker 20.10: load, pull, run, inspect (root)\n\
+             \x20 bench [--runs N] [--quick]  inlay vs docker build: wall time, peak memory, bytes fetched (root; not in test)"
         ),
     }
 }

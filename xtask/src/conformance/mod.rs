@@ -6,7 +6,8 @@
 //! [`seam`] ([`inlay_plan`] is inlay's side). Each case's inputs and docker's outputs are kept
 //! under `target/conformance/buildkit/<case>/`. Then [`both_ways`] runs the real `inlay build`
 //! against docker's pushed image (BuildKit → inlay) and docker against inlay's (inlay →
-//! BuildKit).
+//! BuildKit). Last, [`interop`] hands inlay's images of `examples/` to the same docker engine
+//! (`docker load`, `docker pull`, run, inspect); `cargo xtask conformance interop` runs only that.
 //!
 //! The suite needs root (packages, dockerd) and takes about two minutes; it is the last step
 //! of `cargo xtask test`.
@@ -15,11 +16,12 @@ mod both_ways;
 mod cases;
 mod compare;
 mod docker_build;
-mod engine;
+pub(crate) mod engine;
 mod filesystems;
 mod image_roots;
 mod inlay_plan;
-mod processes;
+mod interop;
+pub(crate) mod processes;
 mod registry_http;
 pub mod seam;
 
@@ -36,6 +38,7 @@ use crate::conformance::filesystems::{DockerFilesystems, Filesystems};
 use crate::conformance::seam::{CaseInput, DockerTimes, RecordSource, SeamError};
 
 const USAGE: &str = "usage: cargo xtask conformance buildkit [--case NAME]... [--keep] [--unpack STAGE]... [--docker-only]\n\
+    \x20      cargo xtask conformance interop [--keep]\n\
     \x20 --case NAME     run only this case (and the case it takes its base from); repeatable\n\
     \x20 --keep          keep the scratch directory (dockerd and registry state and logs)\n\
     \x20 --unpack STAGE  also unpack the named stage's filesystem as docker built it into\n\
@@ -53,6 +56,11 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
                 buildkit(root, &options, &inlay_plan::InlayPlanner)
             }
         }
+        Some("interop") => match &args[1..] {
+            [] => interop::standalone(root, false),
+            [keep] if keep == "--keep" => interop::standalone(root, true),
+            _ => bail!("{USAGE}"),
+        },
         _ => bail!("{USAGE}"),
     }
 }
@@ -238,12 +246,27 @@ fn buildkit(root: &Path, options: &Options, source: &dyn RecordSource) -> Result
         inlay.as_deref().map(|i| (i, &mut both)),
     );
     timings.cases = cases_start.elapsed();
+    // Docker interop on the same engine, when the whole suite runs with inlay.
+    let interop = match inlay.as_deref() {
+        Some(inlay) if options.only.is_empty() => Some(interop::run_all(
+            inlay,
+            &engine,
+            &base.reference,
+            root,
+            &out.join("interop"),
+        )),
+        _ => None,
+    };
     processes::park_if_interrupted();
     let stop_start = Instant::now();
     drop(engine);
     timings.stop = stop_start.elapsed();
     timings.total = suite_start.elapsed();
-    report(&outcomes, &both, source, &timings, &out)
+    let reported = report(&outcomes, &both, source, &timings, &out);
+    match interop {
+        Some(results) => reported.and(interop::report(&results)),
+        None => reported,
+    }
 }
 
 /// The results of the both-ways checks: passes and failures per direction.
