@@ -11,6 +11,7 @@ mod inspect;
 mod progress;
 mod spec;
 mod summary;
+mod tty;
 
 use std::process::ExitCode;
 
