@@ -316,3 +316,132 @@ mod tests {
         assert!(parse_platform("linux/arm/v7/x").is_err());
     }
 }
+
+/// Decode-only snapshots over BuildKit's own images (the conformance samples): the records
+/// come from the sample's config, the old side of the explanations from its history.
+#[cfg(test)]
+mod samples {
+    use std::path::PathBuf;
+
+    use inlay_builder::build::BuildRequest;
+    use inlay_builder::build::check::{CacheRefImage, check_decoded};
+    use inlay_builder::plan::PlanInput;
+    use inlay_core::cache::{CacheStore, RecordGraph};
+    use inlay_core::cachekey::KeyProfile;
+    use inlay_core::descriptor::ANNOTATION_UNCOMPRESSED;
+    use inlay_core::image::{ImageConfig, ImageManifest};
+    use inlay_core::op::NetMode;
+    use inlay_core::{Digest, Reference};
+    use inlay_frontend_dockerfile::lower::ResolvedImage;
+
+    use super::*;
+
+    fn sample_dir(name: &str) -> PathBuf {
+        PathBuf::from(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/conformance"
+        ))
+        .join(name)
+        .canonicalize()
+        .unwrap()
+    }
+
+    /// Checks `dockerfile` (the sample's own when `None`) against the sample image.
+    fn check_sample(name: &str, dockerfile: Option<&str>, network: NetMode) -> CheckReport {
+        let dir = sample_dir(name);
+        let read = |f: &str| std::fs::read(dir.join(f)).unwrap();
+        let manifest_bytes = read("manifest.json");
+        let config_bytes = read("config.json");
+        let manifest: ImageManifest = serde_json::from_slice(&manifest_bytes).unwrap();
+        let config: ImageConfig = serde_json::from_slice(&config_bytes).unwrap();
+        let graph = RecordGraph::from_inline(config.inline_cache().unwrap()).unwrap();
+        let layers: Vec<_> = manifest
+            .layers
+            .iter()
+            .zip(&config.rootfs.diff_ids)
+            .map(|(l, d)| {
+                let mut l = l.clone();
+                l.annotations
+                    .insert(ANNOTATION_UNCOMPRESSED.to_owned(), d.to_string());
+                l
+            })
+            .collect();
+        let reference = "localhost:5000/sample:v1";
+        let mut store = CacheStore::new();
+        store.import_inline(format!("{reference} linux/amd64"), &graph, &layers);
+
+        let text = dockerfile.map_or_else(|| read("Dockerfile"), |d| d.as_bytes().to_vec());
+        // The context as BuildKit saw it: data.txt 0644 (the shared copy is read-only, and
+        // the mode enters the content key).
+        let context = tempfile::tempdir().unwrap();
+        let data = context.path().join("data.txt");
+        std::fs::write(&data, read("data.txt")).unwrap();
+        std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o644))
+            .unwrap();
+        let mut input = PlanInput::new(context.path(), text, KeyProfile::BuildkitCurrent);
+        input.platform = Some(stages::Platform::linux_amd64());
+        input.network = network;
+        input.bases.push(ResolvedImage::new(
+            Reference::parse("localhost:5000/busybox:latest").unwrap(),
+            Some(Digest::sha256_of(&read("base-manifest.json"))),
+            serde_json::from_slice(&read("base-config.json")).unwrap(),
+        ));
+        let mut request = BuildRequest::new(context.path(), "/nonexistent");
+        request.cache_from = vec![reference.to_owned()];
+        let refs = vec![CacheRefImage {
+            reference: reference.to_owned(),
+            digest: Digest::sha256_of(&manifest_bytes),
+            config: serde_json::from_slice(&config_bytes).unwrap(),
+        }];
+        check_decoded(input, store, refs, &request).unwrap()
+    }
+
+    const V024: &str = "buildkit-v0.24-inline-sample";
+
+    #[test]
+    fn the_v024_sample_hits_every_step() {
+        let report = check_sample(V024, None, NetMode::None);
+        assert!(report.all_hit(), "{report:#?}");
+        insta::assert_snapshot!("v024_check", render_text(&report, View::Check));
+    }
+
+    #[test]
+    fn the_v08_sample_misses_under_current_keys_and_says_why() {
+        let report = check_sample("buildkit-v0.8-inline-sample", None, NetMode::Unset);
+        insta::assert_snapshot!(
+            "v08_explain",
+            render_text(&report, View::Explain { step: None })
+        );
+    }
+
+    #[test]
+    fn an_edited_v024_dockerfile_is_explained_from_buildkit_history() {
+        let dockerfile = "FROM localhost:5000/busybox:latest AS base\n\
+            RUN echo bonjour > /hello.txt\n\
+            COPY data.txt /data.txt\n\
+            ENV FOO=baz\n\
+            WORKDIR /app\n\
+            RUN cat /data.txt > /app/out.txt\n\
+            FROM base\n\
+            LABEL x=y\n";
+        let report = check_sample(V024, Some(dockerfile), NetMode::None);
+        insta::assert_snapshot!("v024_edited_check", render_text(&report, View::Check));
+        insta::assert_snapshot!(
+            "v024_edited_json",
+            serde_json::to_string_pretty(&render_json(&report, View::Explain { step: None }))
+                .unwrap()
+        );
+    }
+
+    #[test]
+    fn an_env_change_in_the_v024_sample_is_named() {
+        let dockerfile = std::fs::read_to_string(sample_dir(V024).join("Dockerfile"))
+            .unwrap()
+            .replace("ENV FOO=bar", "ENV FOO=baz");
+        let report = check_sample(V024, Some(&dockerfile), NetMode::None);
+        insta::assert_snapshot!(
+            "v024_env_explain",
+            render_text(&report, View::Explain { step: None })
+        );
+    }
+}
