@@ -221,13 +221,15 @@ fn cause_json(cause: &MissCause) -> Value {
         MissCause::BaseImage {
             reference,
             digest,
+            old,
             detail,
         } => json!({
             "reference": reference,
             "digest": digest.as_ref().map(ToString::to_string),
+            "old": old.as_ref().map(ToString::to_string),
             "detail": detail
         }),
-        MissCause::CopySources { paths } => json!({"paths": paths}),
+        MissCause::CopySources { paths, changed } => json!({"paths": paths, "changed": changed}),
         MissCause::Platform { cache, build } => json!({"cache": cache, "build": build}),
         MissCause::KeyProfile { cache, build } => {
             json!({"cache": cache.name(), "build": build.name()})
@@ -392,6 +394,7 @@ mod samples {
             reference: reference.to_owned(),
             digest: Digest::sha256_of(&manifest_bytes),
             config: serde_json::from_slice(&config_bytes).unwrap(),
+            facts: None,
         }];
         check_decoded(input, store, refs, &request).unwrap()
     }

@@ -216,6 +216,29 @@ fn miss_cause_command_names_old_and_new_text() {
 }
 
 #[test]
+fn miss_cause_command_in_a_non_final_stage_comes_from_the_facts() {
+    let f = Fixture::new();
+    let stages = |cmd: &str| {
+        std::fs::write(
+            f.ctx().join("Dockerfile"),
+            format!(
+                "ARG BASE\nFROM $BASE AS build\nRUN {cmd} > /x\nFROM $BASE\nCOPY --from=build /x /x\n"
+            ),
+        )
+        .unwrap();
+    };
+    stages("echo one");
+    f.push(&[]);
+    stages("echo uno");
+    let (out, report) = f.check(&[]);
+    assert_eq!(out.status.code(), Some(1));
+    let c = &causes(&report, 1)[0];
+    assert_eq!(c["kind"], "command", "{report:#}");
+    assert!(c["old"].as_str().unwrap().contains("echo one"), "{c}");
+    assert!(c["new"].as_str().unwrap().contains("echo uno"), "{c}");
+}
+
+#[test]
 fn miss_cause_arg_names_the_arg_its_values_and_line() {
     let f = Fixture::new();
     f.dockerfile("ARG V=1\nRUN echo $V > /v\n");
@@ -269,26 +292,30 @@ fn miss_cause_base_image_when_the_base_tag_moved() {
     let c = &causes(&report, 1)[0];
     assert_eq!(c["kind"], "base", "{report:#}");
     assert!(c["reference"].as_str().unwrap().contains("busybox"));
-    assert!(c["digest"].as_str().unwrap().starts_with("sha256:"));
+    let now = c["digest"].as_str().unwrap();
+    let old = c["old"]
+        .as_str()
+        .expect("the facts name the old base digest");
+    assert!(now.starts_with("sha256:") && old.starts_with("sha256:"));
+    assert_ne!(now, old);
 }
 
 #[test]
-fn miss_cause_copy_names_the_source_paths() {
+fn miss_cause_copy_names_the_files_that_changed() {
     let f = Fixture::new();
-    f.dockerfile("COPY a.txt /a.txt\n");
-    std::fs::write(f.ctx().join("a.txt"), "one\n").unwrap();
+    f.dockerfile("COPY src/ /src/\n");
+    std::fs::create_dir_all(f.ctx().join("src")).unwrap();
+    std::fs::write(f.ctx().join("src/a.txt"), "one\n").unwrap();
+    std::fs::write(f.ctx().join("src/b.txt"), "two\n").unwrap();
     f.push(&[]);
-    std::fs::write(f.ctx().join("a.txt"), "two\n").unwrap();
+    std::fs::write(f.ctx().join("src/b.txt"), "deux\n").unwrap();
     let (out, report) = f.check(&[]);
     assert_eq!(out.status.code(), Some(1));
     let c = &causes(&report, 1)[0];
     assert_eq!(c["kind"], "copy", "{report:#}");
+    assert_eq!(c["changed"], serde_json::json!(["/src/b.txt"]), "{c}");
     assert!(
-        c["paths"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|p| p.as_str().unwrap().contains("a.txt")),
+        c["message"].as_str().unwrap().ends_with("/src/b.txt"),
         "{c}"
     );
 }

@@ -45,6 +45,7 @@ use crate::store::Store;
 
 mod cache_export;
 pub mod check;
+mod explain_facts;
 pub mod imported_cache;
 mod outputs;
 

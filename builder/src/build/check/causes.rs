@@ -3,6 +3,7 @@
 
 use inlay_core::Digest;
 use inlay_core::cache::CacheStore;
+use inlay_core::cache::artifact::{ExplainFacts, changed_paths};
 use inlay_core::cache::matcher::{Alternative, KeyMatches};
 use inlay_core::cachekey::{KeyGraph, KeyId, KeyKind, RecordKey};
 use inlay_core::op::{Op, VertexId};
@@ -19,6 +20,8 @@ pub(super) struct Context<'a> {
     pub(super) refs: &'a [CacheRefImage],
     pub(super) dockerfile: Vec<String>,
     pub(super) request: &'a BuildRequest,
+    /// This build's explain facts, computed when a cache reference has facts to compare.
+    pub(super) facts: Option<ExplainFacts>,
 }
 
 impl Context<'_> {
@@ -81,9 +84,54 @@ impl Context<'_> {
         let nearest = explanation.nearest.first().map(|n| n.digest.clone());
         let mut causes = self.history_causes(vertex);
         if causes.is_empty() {
+            causes.extend(self.facts_command(vertex, nearest.as_ref()));
+        }
+        if causes.is_empty() {
             causes.push(MissCause::Definition { nearest });
         }
         causes
+    }
+
+    /// The old text of the record built on the same parent, from inlay's facts (steps of
+    /// stages the image history does not carry).
+    fn facts_command(&self, vertex: VertexId, nearest: Option<&Digest>) -> Option<MissCause> {
+        let old = self.old_facts()?.step_with_record(nearest?)?;
+        let new = self.step_description(vertex);
+        (old.description != new).then(|| MissCause::Command {
+            old: old.description.clone(),
+            new,
+        })
+    }
+
+    fn old_facts(&self) -> Option<&ExplainFacts> {
+        self.reference_for()?.facts.as_ref()
+    }
+
+    fn step_description(&self, vertex: VertexId) -> String {
+        let plan = &self.prepared.plan;
+        plan.lowered
+            .steps
+            .iter()
+            .find(|s| s.output.vertex == vertex)
+            .map_or_else(
+                || plan.lowered.graph.vertex(vertex).description.clone(),
+                |s| s.description.clone(),
+            )
+    }
+
+    /// The files that differ under a `COPY`, by inlay's facts on both sides.
+    fn changed_files(&self, vertex: VertexId) -> Vec<String> {
+        let description = self.step_description(vertex);
+        let (Some(old), Some(new)) = (
+            self.old_facts()
+                .and_then(|f| f.step_described(&description)),
+            self.facts
+                .as_ref()
+                .and_then(|f| f.step_described(&description)),
+        ) else {
+            return Vec::new();
+        };
+        changed_paths(&old.paths, &new.paths)
     }
 
     /// Why the parent `key` matched nothing.
@@ -97,7 +145,10 @@ impl Context<'_> {
                     .filter(|c| c.vertex == vertex && c.input == input)
                     .flat_map(|c| c.selectors.iter().map(|s| s.path.clone()))
                     .collect();
-                vec![MissCause::CopySources { paths }]
+                vec![MissCause::CopySources {
+                    paths,
+                    changed: self.changed_files(vertex),
+                }]
             }
             KeyKind::Definition { vertex, .. } => {
                 if let Op::Source(source) = &plan.lowered.graph.vertex(vertex).op {
@@ -183,10 +234,17 @@ impl Context<'_> {
             name == pinned || name == reference
         });
         let digest = digest.or_else(|| base.and_then(|b| b.manifest.clone()));
+        let old_digest = self.old_facts().and_then(|f| {
+            f.bases
+                .iter()
+                .find(|b| b.reference == reference || b.reference == pinned)
+                .and_then(|b| b.digest.clone())
+        });
         let Some(old) = self.reference_for() else {
             return vec![MissCause::BaseImage {
                 reference: reference.to_owned(),
                 digest,
+                old: old_digest,
                 detail: "no cache reference config to compare with".to_owned(),
             }];
         };
@@ -217,6 +275,7 @@ impl Context<'_> {
         vec![MissCause::BaseImage {
             reference: reference.to_owned(),
             digest,
+            old: old_digest,
             detail,
         }]
     }

@@ -15,9 +15,14 @@
 //! BuildKit generation), and the links of the records themselves (a content key that changed
 //! while the step's definition did not means its `COPY` sources changed).
 
+use inlay_core::Digest;
 use inlay_core::cache::CacheStore;
+use inlay_core::cache::artifact::{
+    ExplainFacts, INLAY_EXPLAIN_ARTIFACT_TYPE, MAX_EXPLAIN_FACTS_SIZE,
+};
 use inlay_core::cache::matcher::KeyMatches;
 use inlay_core::cachekey::KeyProfile;
+use inlay_core::image::ImageManifest;
 use inlay_core::op::Op;
 use inlay_frontend_dockerfile::stages;
 
@@ -129,6 +134,7 @@ fn resolve_refs(
             Ok(r) => match serde_json::from_slice(&r.config) {
                 Ok(config) => refs.push(CacheRefImage {
                     reference: reference.clone(),
+                    facts: explain_facts(session, reference, &r.top_digest),
                     digest: r.top_digest,
                     config,
                 }),
@@ -138,6 +144,34 @@ fn resolve_refs(
         }
     }
     refs
+}
+
+/// inlay's explain facts for the image `digest` of `reference`, if it has any (a registry
+/// without them, or any problem, is `None`: the explanations fall back on the config).
+fn explain_facts(session: &Session, reference: &str, digest: &Digest) -> Option<ExplainFacts> {
+    let parsed = inlay_core::Reference::parse(reference).ok()?;
+    session.tokio.block_on(async {
+        let client = &session.client;
+        let found = client
+            .referrers(&parsed, digest, Some(INLAY_EXPLAIN_ARTIFACT_TYPE))
+            .await
+            .ok()?;
+        let artifact = found.first()?;
+        let manifest = client
+            .get_manifest(&parsed.with_digest(artifact.digest.clone()))
+            .await
+            .ok()?;
+        let manifest: ImageManifest = serde_json::from_slice(&manifest.bytes).ok()?;
+        let blob = manifest
+            .layers
+            .iter()
+            .find(|l| l.media_type == INLAY_EXPLAIN_ARTIFACT_TYPE)?;
+        if u64::try_from(blob.size).ok()? > MAX_EXPLAIN_FACTS_SIZE {
+            return None;
+        }
+        let bytes = client.get_blob(&parsed, blob).await.ok()?;
+        ExplainFacts::from_json(&bytes).ok()
+    })
 }
 
 /// The plans of the profiles other than the solved one (to say "the cache matches under the
@@ -176,6 +210,10 @@ pub fn analyse(
         refs,
         dockerfile: dockerfile_text(prepared),
         request,
+        facts: refs
+            .iter()
+            .any(|r| r.facts.is_some())
+            .then(|| super::explain_facts::facts(prepared)),
     };
     let mut out = Vec::new();
     for (index, step) in plan.lowered.steps.iter().enumerate() {

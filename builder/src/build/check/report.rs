@@ -1,6 +1,7 @@
 //! What a check found: per step a hit or the causes of a miss, and the image verdict.
 
 use inlay_core::Digest;
+use inlay_core::cache::artifact::ExplainFacts;
 use inlay_core::cachekey::KeyProfile;
 use inlay_core::op::VertexId;
 use serde_json::Value;
@@ -14,6 +15,8 @@ pub struct CacheRefImage {
     pub digest: Digest,
     /// The image config of the build's platform (its history, rootfs and platform).
     pub config: Value,
+    /// inlay's explain facts pushed beside the image (`None` for BuildKit's images).
+    pub facts: Option<ExplainFacts>,
 }
 
 /// The outcome of one step.
@@ -109,6 +112,8 @@ pub enum MissCause {
         reference: String,
         /// Its digest now.
         digest: Option<Digest>,
+        /// The digest the cache was built on, when the cache reference says (inlay's facts).
+        old: Option<Digest>,
         /// What differs (layers, or only the manifest).
         detail: String,
     },
@@ -116,6 +121,9 @@ pub enum MissCause {
     CopySources {
         /// The source paths the content key covers.
         paths: Vec<String>,
+        /// The files whose checksum differs, added or removed, when the cache reference
+        /// carries inlay's facts (empty: not known).
+        changed: Vec<String>,
     },
     /// The cache was built for another platform.
     Platform {
@@ -211,16 +219,33 @@ impl std::fmt::Display for MissCause {
             MissCause::BaseImage {
                 reference,
                 digest,
+                old,
                 detail,
             } => {
                 write!(f, "the base image {reference}")?;
                 if let Some(d) = digest {
                     write!(f, " (now {d})")?;
                 }
-                write!(f, " is not the one the cache was built on: {detail}")
+                write!(f, " is not the one the cache was built on")?;
+                if let Some(o) = old {
+                    write!(f, " ({o})")?;
+                }
+                write!(f, ": {detail}")
             }
-            MissCause::CopySources { paths } => {
+            MissCause::CopySources { paths, changed } => {
                 const SHOWN: usize = 5;
+                if !changed.is_empty() {
+                    let list: Vec<&str> = changed.iter().take(SHOWN).map(String::as_str).collect();
+                    write!(
+                        f,
+                        "the COPY sources changed (content, mode or owner): {}",
+                        list.join(", ")
+                    )?;
+                    if changed.len() > SHOWN {
+                        write!(f, " and {} more", changed.len() - SHOWN)?;
+                    }
+                    return Ok(());
+                }
                 write!(f, "the COPY sources changed (content, mode or owner)")?;
                 if !paths.is_empty() {
                     let list: Vec<&str> = paths.iter().take(SHOWN).map(String::as_str).collect();
