@@ -30,6 +30,8 @@ pub fn run(flags: Flags) -> ExitCode {
     };
     let sink = progress::sink(mode);
     let result = build::run(&request, &sink);
+    // The live view stops redrawing before the summary is printed.
+    drop(sink);
     drop(tempdir);
     match result {
         Ok(report) => {

@@ -45,7 +45,10 @@ struct State {
 /// A sink writing `mode`'s format to stderr.
 pub fn sink(mode: Mode) -> ProgressSink {
     if mode == Mode::Tty {
-        let view = Mutex::new(crate::tty::Tty::new(crate::tty::Tty::terminal_width()));
+        let view = Arc::new(Mutex::new(crate::tty::Tty::new(
+            crate::tty::Tty::terminal_width(),
+        )));
+        crate::tty::tick(Arc::downgrade(&view));
         return Arc::new(move |event: ProgressEvent| {
             let Ok(mut view) = view.lock() else {
                 return;

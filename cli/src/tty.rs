@@ -4,6 +4,8 @@
 
 use std::collections::HashMap;
 use std::fmt::Write as _;
+use std::io::Write as _;
+use std::sync::{Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use inlay_builder::progress::ProgressEvent;
@@ -135,6 +137,14 @@ impl Tty {
         text.chars().take(self.width.saturating_sub(1)).collect()
     }
 
+    /// Redraws when a step is running (its time moves), else nothing.
+    pub fn on_tick(&mut self) -> Option<String> {
+        self.steps
+            .iter()
+            .any(|s| matches!(s.state, State::Running))
+            .then(|| self.redraw())
+    }
+
     /// Moves to the top of the live region, prints the newly finished steps (they stay), then
     /// the live region: the header and each running step with its last output line.
     fn redraw(&mut self) -> String {
@@ -180,6 +190,31 @@ impl Tty {
         self.live_lines = live.len();
         out
     }
+}
+
+/// Redraws `view` every 200 ms while a step runs, so that running times move without events;
+/// stops once the progress sink (the last strong reference) is dropped.
+pub fn tick(view: Weak<Mutex<Tty>>) {
+    let spawned = std::thread::Builder::new()
+        .name("inlay-tty".to_owned())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(Duration::from_millis(200));
+                let Some(view) = view.upgrade() else {
+                    return;
+                };
+                let Ok(mut view) = view.lock() else {
+                    return;
+                };
+                if let Some(bytes) = view.on_tick() {
+                    let mut err = std::io::stderr().lock();
+                    let _ = err.write_all(bytes.as_bytes());
+                    let _ = err.flush();
+                }
+            }
+        });
+    // Without a ticker the view still redraws on every event.
+    drop(spawned);
 }
 
 #[cfg(test)]

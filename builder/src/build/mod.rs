@@ -451,7 +451,7 @@ pub fn run(request: &BuildRequest, progress: &ProgressSink) -> Result<BuildRepor
     report.timings.snapshot = outcome.timings.snapshot;
     report.timings.run = outcome.timings.run;
     report.timings.compress = outcome.timings.compress;
-    if !request.cache_from.is_empty() && !request.no_cache {
+    if !request.cache_from.is_empty() && !request.no_cache && report.cached() < report.steps_total {
         let ran: HashSet<VertexId> = outcome.executed.iter().copied().collect();
         let mut warnings = Vec::new();
         report.missed = check::explain_missed(request, &session, &prepared, &mut warnings)
