@@ -285,4 +285,28 @@ mod tests {
         assert_eq!(env.get("B").unwrap(), "2");
         assert!(!env.contains_key("C"));
     }
+
+    proptest::proptest! {
+        /// History texts come from any image: reading them never panics, and a `RUN` text
+        /// written from args and a command reads back as those.
+        #[test]
+        fn history_texts_never_panic_and_run_texts_round_trip(
+            text in ".{0,80}",
+            args in proptest::collection::btree_map("[A-Z][A-Z0-9_]{0,6}", "[a-z0-9.]{0,6}", 0..4),
+            cmd in "[a-z /$>.-]{1,30}",
+        ) {
+            let _ = run_parts(&text);
+            let _ = env_before(&[HistoryEntry { created_by: text.clone(), empty_layer: true }], 0, 1);
+            let mut words = vec!["RUN".to_owned()];
+            if !args.is_empty() {
+                words.push(format!("|{}", args.len()));
+                words.extend(args.iter().map(|(k, v)| format!("{k}={v}")));
+            }
+            words.push(format!("/bin/sh -c {cmd} # buildkit"));
+            let written = words.join(" ");
+            let (read_args, read_cmd) = run_parts(&written).unwrap();
+            proptest::prop_assert_eq!(read_args, args);
+            proptest::prop_assert_eq!(read_cmd, format!("/bin/sh -c {cmd}"));
+        }
+    }
 }
