@@ -14,7 +14,9 @@
 //! store and the imported records), `cache_export` (the inline records and the stages cache
 //! artifact) and `outputs` (push, archives, `type=local`, `--iidfile`/`--metadata-file`).
 //! [`prepare`] is everything before the solve (read, resolve, plan, import) on its own, for
-//! callers that only want the keys and the imported cache (a dry run).
+//! callers that only want the keys and the imported cache: [`check`] is that dry run, step by
+//! step hit or miss with the causes of each miss. A finished build explains its own misses
+//! ([`BuildReport::missed`]) and says where its time went ([`BuildReport::timings`]).
 //!
 //! It deliberately does not print: progress goes to the caller's [`ProgressSink`], warnings and
 //! figures come back in the [`BuildReport`].
