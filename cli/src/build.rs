@@ -6,7 +6,7 @@ use std::io::Read as _;
 use std::process::ExitCode;
 
 use anyhow::{Context as _, Result, bail};
-use inlay_builder::build::{self, BuildOutput, BuildReport, DockerfileSource};
+use inlay_builder::build::{self, BuildOutput, DockerfileSource};
 use inlay_builder::store::Store;
 use inlay_core::cachekey::KeyProfile;
 use inlay_core::op::NetMode;
@@ -19,6 +19,9 @@ use crate::{EXIT_BUILD_FAILED, EXIT_USAGE};
 
 /// Runs `inlay build`; returns the process exit code.
 pub fn run(flags: Flags) -> ExitCode {
+    if flags.check {
+        return crate::check::run(flags, crate::check::View::Check);
+    }
     let (request, mode, tempdir) = match to_request(flags) {
         Ok(r) => r,
         Err(err) => {
@@ -28,57 +31,38 @@ pub fn run(flags: Flags) -> ExitCode {
     };
     let sink = progress::sink(mode);
     let result = build::run(&request, &sink);
+    // The live view stops redrawing before the summary is printed.
+    drop(sink);
     drop(tempdir);
     match result {
         Ok(report) => {
             if mode != Mode::Quiet {
-                summary(&report, &request.cache_from);
+                crate::summary::print(&report, &request.cache_from);
             } else if let Some(digest) = &report.digest {
                 println!("{digest}");
             }
             ExitCode::SUCCESS
         }
         Err(err) => {
-            let mut text = err.to_string();
-            let mut source = std::error::Error::source(&err);
-            while let Some(s) = source {
-                text.push_str(": ");
-                text.push_str(&s.to_string());
-                source = s.source();
-            }
-            eprintln!("ERROR: {text}");
+            eprintln!("ERROR: {}", error_chain(&err));
             ExitCode::from(EXIT_BUILD_FAILED)
         }
     }
 }
 
-fn summary(report: &BuildReport, cache_from: &[String]) {
-    for warning in &report.warnings {
-        eprintln!("WARNING: {warning}");
+/// The error and its causes on one line.
+pub fn error_chain(err: &dyn std::error::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(s) = source {
+        text.push_str(": ");
+        text.push_str(&s.to_string());
+        source = s.source();
     }
-    eprintln!(
-        "inlay: {} of {} steps cached, {} run, {} bytes pulled, {} bytes pushed",
-        report.cached(),
-        report.steps_total,
-        report.steps_total.saturating_sub(report.cached()),
-        report.bytes_pulled,
-        report.bytes_pushed
-    );
-    for (origin, n) in &report.steps_cached {
-        eprintln!("inlay:   {n} cached from {origin}");
-    }
-    if !cache_from.is_empty() && report.steps_cached.keys().all(|k| k == "local") {
-        eprintln!("inlay:   no step came from --cache-from");
-    }
-    if let Some(records) = report.inline_records {
-        eprintln!("inlay: inline cache: {records} records");
-    }
-    if let Some(digest) = &report.digest {
-        eprintln!("inlay: image {digest}");
-    }
+    text
 }
 
-type Prepared = (build::BuildRequest, Mode, Option<tempfile::TempDir>);
+pub type Prepared = (build::BuildRequest, Mode, Option<tempfile::TempDir>);
 
 fn inline_profiles(cache_to: &CacheTo) -> Vec<KeyProfile> {
     match cache_to {
@@ -91,7 +75,7 @@ fn inline_profiles(cache_to: &CacheTo) -> Vec<KeyProfile> {
 }
 
 #[allow(clippy::too_many_lines)] // a flat list of flag mappings
-fn to_request(flags: Flags) -> Result<Prepared> {
+pub fn to_request(flags: Flags) -> Result<Prepared> {
     let mode = Mode::parse(&flags.progress);
     let mut tempdir = None;
     let context = if let Some(c) = flags.context {
@@ -198,9 +182,6 @@ fn to_request(flags: Flags) -> Result<Prepared> {
                 .with_context(|| format!("invalid --platform {p:?}: expected OS/ARCH[/VARIANT]"))?,
         ),
     };
-    if flags.check {
-        bail!("--check is not supported yet");
-    }
     // `--pull` is always in effect: base images are resolved from their registry on every build.
     let _ = flags.pull;
     for (host, ip) in &flags.add_hosts {

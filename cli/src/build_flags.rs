@@ -78,6 +78,9 @@ pub struct BuildFlags {
     /// Resolve and compute every key, run nothing, download no layer; report hits and misses.
     #[arg(long)]
     pub check: bool,
+    /// Output format of `--check`, `inlay cache check` and `inlay explain`: text or json.
+    #[arg(long, default_value = "text", value_parser = ["text", "json"])]
+    pub format: String,
 }
 
 /// A validated build request: what the builder is asked to do.
@@ -121,6 +124,8 @@ pub struct BuildRequest {
     pub root: Option<PathBuf>,
     /// Dry run.
     pub check: bool,
+    /// Output format of the dry run (`text`, `json`).
+    pub format: String,
 }
 
 impl BuildFlags {
@@ -241,6 +246,7 @@ impl BuildFlags {
             add_hosts,
             root: self.root,
             check: self.check,
+            format: self.format,
         })
     }
 }

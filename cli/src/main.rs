@@ -6,9 +6,12 @@
 
 mod build;
 mod build_flags;
+mod check;
 mod inspect;
 mod progress;
 mod spec;
+mod summary;
+mod tty;
 
 use std::process::ExitCode;
 
@@ -31,6 +34,20 @@ enum Command {
     /// Look at caches in a registry.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Explain why steps would miss the `--cache-from` caches: a dry run of `build` (same
+    /// flags) that prints each missed step with every cause found (`--step N`: one step).
+    /// Exit 0 when every shown step hits, 1 on a miss, 2 on an error.
+    Explain(Box<ExplainArgs>),
+}
+
+/// `inlay explain [build flags] [--step N]`.
+#[derive(Debug, clap::Args)]
+struct ExplainArgs {
+    /// Explain only step N (as numbered by `inlay build --check`).
+    #[arg(long)]
+    step: Option<usize>,
+    #[command(flatten)]
+    build: BuildFlags,
 }
 
 #[derive(Debug, Subcommand)]
@@ -38,6 +55,10 @@ enum CacheCommand {
     /// Show the inline cache of an image (BuildKit's or inlay's) or a BuildKit registry cache:
     /// per platform, the records, the layer each result ends at, and the links as a tree.
     Inspect(inspect::InspectArgs),
+    /// Dry run of `build` (same flags, alias of `inlay build --check`): resolve bases and cache
+    /// references, compute every key, run nothing, download no layer; print per step HIT (which
+    /// reference, which record) or MISS with why. Exit 0 all hit, 1 some miss, 2 error.
+    Check(Box<BuildFlags>),
 }
 
 /// Exit codes: 0 success, 1 a failed build, 2 bad usage (clap's own code for usage errors too).
@@ -55,5 +76,22 @@ fn main() -> ExitCode {
             }
         },
         Command::Cache(CacheCommand::Inspect(args)) => inspect::run(&args),
+        Command::Cache(CacheCommand::Check(args)) => match args.into_request() {
+            Ok(request) => check::run(request, check::View::Check),
+            Err(err) => {
+                eprintln!("inlay: error: {err:#}");
+                ExitCode::from(EXIT_USAGE)
+            }
+        },
+        Command::Explain(args) => {
+            let step = args.step;
+            match args.build.into_request() {
+                Ok(request) => check::run(request, check::View::Explain { step }),
+                Err(err) => {
+                    eprintln!("inlay: error: {err:#}");
+                    ExitCode::from(EXIT_USAGE)
+                }
+            }
+        }
     }
 }

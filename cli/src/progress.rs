@@ -1,4 +1,5 @@
-//! Progress renderers: BuildKit's plain format, raw JSON lines, quiet, and a simple tty view.
+//! Progress renderers: BuildKit's plain format, raw JSON lines, quiet, and the live tty view
+//! ([`crate::tty`]).
 
 use std::collections::HashMap;
 use std::io::{IsTerminal as _, Write as _};
@@ -43,6 +44,21 @@ struct State {
 
 /// A sink writing `mode`'s format to stderr.
 pub fn sink(mode: Mode) -> ProgressSink {
+    if mode == Mode::Tty {
+        let view = Arc::new(Mutex::new(crate::tty::Tty::new(
+            crate::tty::Tty::terminal_width(),
+        )));
+        crate::tty::tick(Arc::downgrade(&view));
+        return Arc::new(move |event: ProgressEvent| {
+            let Ok(mut view) = view.lock() else {
+                return;
+            };
+            let bytes = view.on_event(&event);
+            let mut err = std::io::stderr().lock();
+            let _ = err.write_all(bytes.as_bytes());
+            let _ = err.flush();
+        });
+    }
     let state = Arc::new(Mutex::new(State {
         numbers: HashMap::new(),
         started: HashMap::new(),

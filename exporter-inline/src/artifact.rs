@@ -233,7 +233,7 @@ pub async fn push_cache_artifact(
 
 /// Adds `referrer` to the index under the referrers tag `tag`, creating it when missing;
 /// `false` when it was listed already. Entries of other clients are kept as they were.
-async fn add_to_referrers_index(
+pub(crate) async fn add_to_referrers_index(
     client: &Client,
     tag: &Reference,
     referrer: Descriptor,

@@ -46,6 +46,7 @@
 pub mod archive;
 pub mod artifact;
 mod error;
+pub mod explain;
 pub mod image;
 pub mod push;
 pub mod source;
@@ -53,6 +54,7 @@ pub mod source;
 pub use archive::{ArchiveDestination, ArchiveFormat, ArchiveReport, write_archive};
 pub use artifact::{ArtifactReport, CacheArtifact, push_cache_artifact};
 pub use error::ExportError;
+pub use explain::push_explain_artifact;
 pub use image::{BuiltImage, ConfigInput, ImageInput, Layer, ManifestFormat, write_image};
 pub use push::{PushOptions, PushReport, push_image};
 pub use source::{BlobLocation, BlobMap, BlobSource};

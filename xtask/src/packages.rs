@@ -16,7 +16,7 @@ pub struct Package {
 
 /// What `cargo xtask test` needs: the CNCF distribution registry, an OCI runtime, a busybox to
 /// make base images from, and `htpasswd` for the Basic-auth registry set-up.
-pub const TEST_PACKAGES: [Package; 4] = [
+pub const TEST_PACKAGES: [Package; 5] = [
     Package {
         name: "docker-registry",
         program: "docker-registry",
@@ -32,6 +32,11 @@ pub const TEST_PACKAGES: [Package; 4] = [
     Package {
         name: "apache2-utils",
         program: "htpasswd",
+    },
+    // The tty progress view is screenshotted under tmux.
+    Package {
+        name: "tmux",
+        program: "tmux",
     },
 ];
 

@@ -14,7 +14,9 @@
 //! store and the imported records), `cache_export` (the inline records and the stages cache
 //! artifact) and `outputs` (push, archives, `type=local`, `--iidfile`/`--metadata-file`).
 //! [`prepare`] is everything before the solve (read, resolve, plan, import) on its own, for
-//! callers that only want the keys and the imported cache (a dry run).
+//! callers that only want the keys and the imported cache: [`check`] is that dry run, step by
+//! step hit or miss with the causes of each miss. A finished build explains its own misses
+//! ([`BuildReport::missed`]) and says where its time went ([`BuildReport::timings`]).
 //!
 //! It deliberately does not print: progress goes to the caller's [`ProgressSink`], warnings and
 //! figures come back in the [`BuildReport`].
@@ -23,6 +25,7 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use inlay_core::cache::{CacheStore, Timestamp};
 use inlay_core::cachekey::KeyProfile;
@@ -44,6 +47,8 @@ use crate::source::{ImageSource, LocalSource, RegistryImages, SourceError};
 use crate::store::Store;
 
 mod cache_export;
+pub mod check;
+mod explain_facts;
 pub mod imported_cache;
 mod outputs;
 
@@ -177,6 +182,32 @@ pub struct BuildReport {
     pub inline_records: Option<usize>,
     /// Cache import warnings and other non-fatal problems.
     pub warnings: Vec<String>,
+    /// Where the time went.
+    pub timings: BuildTimings,
+    /// The steps that did not come from any cache although `--cache-from` was given, each
+    /// with why ([`check::StepCheck`]).
+    pub missed: Vec<check::StepCheck>,
+}
+
+/// Where a build's time went. The solve's phases are summed over its workers.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct BuildTimings {
+    /// Reading the Dockerfile, resolving base images, keying, importing caches.
+    pub resolve: Duration,
+    /// Downloading layer blobs during the solve.
+    pub pull: Duration,
+    /// Extracting layers into snapshots.
+    pub snapshot: Duration,
+    /// Commands in the OCI runtime.
+    pub run: Duration,
+    /// Diffing snapshots into layers and compressing them.
+    pub compress: Duration,
+    /// Writing the inline cache records.
+    pub cache_export: Duration,
+    /// Sending the image to its outputs (push, archives, stages cache artifacts).
+    pub push: Duration,
+    /// The whole build.
+    pub total: Duration,
 }
 
 impl BuildReport {
@@ -354,8 +385,18 @@ pub fn prepare(
     session: &Session,
     report: &mut BuildReport,
 ) -> Result<Prepared, BuildError> {
+    prepare_on(request, session, report, &host_platform())
+}
+
+/// [`prepare`] for a given target platform (a dry run can key any platform).
+pub fn prepare_on(
+    request: &BuildRequest,
+    session: &Session,
+    report: &mut BuildReport,
+    platform: &stages::Platform,
+) -> Result<Prepared, BuildError> {
     let (dockerfile, dockerfile_name) = read_dockerfile(request)?;
-    let platform = host_platform();
+    let platform = platform.clone();
     let profiles = request
         .inline_cache
         .clone()
@@ -396,7 +437,6 @@ pub fn prepare(
         ));
     }
     let plan = plan_keys(&input)?;
-    refuse_foreign_runs(&plan, &input.dockerfile_name)?;
     // FROM lines resolve an image and are never cached; the steps are the ops that build.
     report.steps_total = plan
         .lowered
@@ -451,9 +491,13 @@ fn refuse_foreign_runs(plan: &KeyPlan, dockerfile: &str) -> Result<(), BuildErro
 
 /// Runs a build.
 pub fn run(request: &BuildRequest, progress: &ProgressSink) -> Result<BuildReport, BuildError> {
+    let start = Instant::now();
     let mut report = BuildReport::default();
     let session = Session::open(&request.store_root)?;
     let prepared = prepare(request, &session, &mut report)?;
+    // A dry run may key another platform's RUN steps; a build cannot run them.
+    refuse_foreign_runs(&prepared.plan, &prepared.input.dockerfile_name)?;
+    report.timings.resolve = start.elapsed();
     let distrust = Distrust::default();
     let mut attempt = 0;
     let outcome = loop {
@@ -499,7 +543,21 @@ pub fn run(request: &BuildRequest, progress: &ProgressSink) -> Result<BuildRepor
             Err(e) => return Err(e),
         }
     };
+    report.timings.pull = outcome.timings.pull;
+    report.timings.snapshot = outcome.timings.snapshot;
+    report.timings.run = outcome.timings.run;
+    report.timings.compress = outcome.timings.compress;
+    if !request.cache_from.is_empty() && !request.no_cache && report.cached() < report.steps_total {
+        let ran: HashSet<VertexId> = outcome.executed.iter().copied().collect();
+        let mut warnings = Vec::new();
+        report.missed = check::explain_missed(request, &session, &prepared, &mut warnings)
+            .into_iter()
+            .filter(|s| ran.contains(&s.vertex))
+            .collect();
+        report.warnings.extend(warnings);
+    }
     let image = image(request, &session, &prepared, &outcome, &mut report)?;
+    let sending = Instant::now();
     outputs::send(
         request,
         &session,
@@ -509,6 +567,8 @@ pub fn run(request: &BuildRequest, progress: &ProgressSink) -> Result<BuildRepor
         progress,
         &mut report,
     )?;
+    report.timings.push = sending.elapsed();
+    report.timings.total = start.elapsed();
     Ok(report)
 }
 
@@ -692,6 +752,7 @@ fn image(
         .collect();
     let image_layers: Vec<Descriptor> = layers.iter().map(|l| l.descriptor.clone()).collect();
     let created_at = timestamp(request.source_date_epoch.unwrap_or(build_time));
+    let exporting = Instant::now();
     let inline_cache = match &request.inline_cache {
         Some(profiles) => cache_export::inline_records(
             &prepared.input,
@@ -704,6 +765,7 @@ fn image(
         ),
         None => None,
     };
+    report.timings.cache_export = exporting.elapsed();
     report.inline_records = inline_cache.as_ref().map(|g| g.records().len());
     let built = write_image(&ImageInput {
         config: ConfigInput::Final(assembled.config.clone()),

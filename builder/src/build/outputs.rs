@@ -66,6 +66,7 @@ pub(super) fn send(
                         .map_err(output("pushing the image"))?;
                     report.bytes_pushed += pushed.bytes_uploaded;
                     if request.inline_cache.is_some() {
+                        push_explain_facts(session, prepared, &targets, built, report);
                         for artifact in stage_artifacts(plan, outcome, built, created_at, report) {
                             for target in &targets {
                                 match tokio.block_on(inlay_exporter_inline::push_cache_artifact(
@@ -235,4 +236,32 @@ fn write_files(
         std::fs::write(path, text).map_err(output(format!("writing {}", path.display())))?;
     }
     Ok(())
+}
+
+/// Pushes what a later `--check` needs to explain a miss precisely (the explain facts
+/// artifact) beside each pushed image; a failure is a warning.
+fn push_explain_facts(
+    session: &Session,
+    prepared: &Prepared,
+    targets: &[Reference],
+    built: &inlay_exporter_inline::BuiltImage,
+    report: &mut BuildReport,
+) {
+    let facts = super::explain_facts::facts(prepared);
+    for target in targets {
+        match session
+            .tokio
+            .block_on(inlay_exporter_inline::push_explain_artifact(
+                &session.client,
+                target,
+                built.manifest_descriptor(),
+                &facts,
+                &PushOptions::default(),
+            )) {
+            Ok(r) => report.bytes_pushed += r.blobs.bytes_uploaded,
+            Err(e) => report
+                .warnings
+                .push(format!("explain facts for {target}: {e}")),
+        }
+    }
 }

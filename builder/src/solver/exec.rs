@@ -83,10 +83,11 @@ pub(super) fn run_exec(
         });
     };
     ctx.runtime_runs.fetch_add(1, Ordering::Relaxed);
-    let run = ctx
-        .options
-        .runtime
-        .run(active.rootfs(), &spec, &bundle, &mut observer);
+    let run = ctx.clock.time(super::timings::Phase::Run, || {
+        ctx.options
+            .runtime
+            .run(active.rootfs(), &spec, &bundle, &mut observer)
+    });
     drop(held);
     for stub in stubs.iter().rev() {
         remove_stub(stub);

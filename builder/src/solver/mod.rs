@@ -60,6 +60,7 @@ mod file_action;
 mod keys;
 mod result;
 mod schedule;
+mod timings;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
@@ -78,6 +79,8 @@ pub use cache::{CacheHit, CacheQuery, LocalCache, ResultCache};
 pub use keys::local_key;
 pub use result::{Filesystem, LayerRef, StagedDir};
 use schedule::{Schedule, schedule};
+pub use timings::SolveTimings;
+use timings::{Phase, PhaseClock};
 
 use crate::context::ContextError;
 use crate::fileop::FileOpError;
@@ -255,6 +258,8 @@ pub struct SolveOutcome {
     pub keys: BTreeMap<Input, Digest>,
     /// The BuildKit keys formed.
     pub key_graph: KeyGraph,
+    /// Where the time went.
+    pub timings: SolveTimings,
 }
 
 /// Runs build graphs against one store.
@@ -289,6 +294,7 @@ pub(crate) struct SolveContext<'a, 'g> {
     trees: Mutex<HashMap<PathBuf, Arc<ContentTree>>>,
     pulled: Mutex<Vec<Digest>>,
     pub(crate) runtime_runs: AtomicU64,
+    pub(crate) clock: PhaseClock,
 }
 
 impl Solver {
@@ -329,6 +335,7 @@ impl Solver {
             trees: Mutex::new(HashMap::new()),
             pulled: Mutex::new(Vec::new()),
             runtime_runs: AtomicU64::new(0),
+            clock: PhaseClock::default(),
         };
         let Schedule {
             mut results,
@@ -374,6 +381,7 @@ impl Solver {
             images,
             keys: local_keys,
             key_graph,
+            timings: ctx.clock.totals(),
         })
     }
 }
@@ -594,26 +602,27 @@ impl SolveContext<'_, '_> {
                     digest: layer.digest.clone(),
                     size: layer.size,
                 });
-                images.pull_blob(origin, &layer.descriptor(), self.store)?;
+                self.clock.time(Phase::Pull, || {
+                    images.pull_blob(origin, &layer.descriptor(), self.store)
+                })?;
                 self.pulled
                     .lock()
                     .map_err(poisoned)?
                     .push(layer.digest.clone());
             }
-            dirs.push(snapshot::layer_snapshot(
-                self.store,
-                chain_id,
-                &layer.digest,
-                &layer.diff_id,
-            )?);
+            dirs.push(self.clock.time(Phase::Snapshot, || {
+                snapshot::layer_snapshot(self.store, chain_id, &layer.digest, &layer.diff_id)
+            })?);
         }
         Ok(dirs)
     }
 
     /// Writes the changes of a finished snapshot as a layer blob into the store.
     pub(crate) fn commit_layer(&self, source: LayerSource<'_>) -> Result<LayerRef, SolveError> {
-        let writer = self.store.blob_writer()?;
-        let (info, writer) = write_layer(source, writer, &self.options.layer)?;
+        let (info, writer) = self.clock.time(Phase::Compress, || {
+            let writer = self.store.blob_writer()?;
+            write_layer(source, writer, &self.options.layer).map_err(SolveError::from)
+        })?;
         writer.commit(Some(&info.digest))?;
         Ok(LayerRef {
             media_type: info.media_type(self.options.oci_media_types).to_owned(),

@@ -183,6 +183,92 @@ pub fn distribution_sources(descriptor: &Descriptor) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `artifactType` of inlay's explain facts artifact: what a build knew about its steps
+/// that the records (digests only) cannot tell, so that a later `inlay build --check` can say
+/// precisely what changed. It refers to the image through `subject` like the stages cache
+/// artifact; its config is the OCI empty descriptor and its one layer is the
+/// [`ExplainFacts`] JSON (media type [`INLAY_EXPLAIN_ARTIFACT_TYPE`]). The image and its inline
+/// cache stay exactly what BuildKit would write; tools that do not know the type ignore it.
+pub const INLAY_EXPLAIN_ARTIFACT_TYPE: &str = "application/vnd.inlay.explain.v1+json";
+
+/// The largest explain facts blob importers read.
+pub const MAX_EXPLAIN_FACTS_SIZE: u64 = 1024 * 1024;
+
+/// What a build knew about its inputs, for explanations (see [`INLAY_EXPLAIN_ARTIFACT_TYPE`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct ExplainFacts {
+    /// The base images as resolved (reference without digest, manifest digest).
+    #[serde(default)]
+    pub bases: Vec<BaseFact>,
+    /// Every step that produced an op, in build order.
+    #[serde(default)]
+    pub steps: Vec<StepFact>,
+}
+
+/// A base image as one build resolved it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct BaseFact {
+    /// The reference as written (normalised, without digest).
+    pub reference: String,
+    /// The digest it resolved to.
+    pub digest: Option<crate::Digest>,
+}
+
+/// One step as one build saw it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct StepFact {
+    /// `[stage i/n] INSTRUCTION` with its args expanded.
+    pub description: String,
+    /// The step's record digests (every exported key profile).
+    #[serde(default)]
+    pub records: Vec<crate::Digest>,
+    /// For `COPY`/`ADD` from the context: the content checksum of each file read, by path
+    /// (a bounded number of files; see `paths_truncated`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub paths: BTreeMap<String, crate::Digest>,
+    /// More files were read than `paths` lists.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub paths_truncated: bool,
+}
+
+impl ExplainFacts {
+    /// Compact JSON, fields in declaration order.
+    pub fn to_json(&self) -> Vec<u8> {
+        serde_json::to_vec(self).expect("explain facts always serialise")
+    }
+
+    /// Parses the JSON [`ExplainFacts::to_json`] writes (unknown fields ignored).
+    pub fn from_json(bytes: &[u8]) -> Result<ExplainFacts, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
+    /// The step with record digest `record`.
+    pub fn step_with_record(&self, record: &crate::Digest) -> Option<&StepFact> {
+        self.steps.iter().find(|s| s.records.contains(record))
+    }
+
+    /// The step described as `description`.
+    pub fn step_described(&self, description: &str) -> Option<&StepFact> {
+        self.steps.iter().find(|s| s.description == description)
+    }
+}
+
+/// The paths whose checksum differs between `old` and `new`, added or removed, sorted.
+pub fn changed_paths(
+    old: &BTreeMap<String, crate::Digest>,
+    new: &BTreeMap<String, crate::Digest>,
+) -> Vec<String> {
+    let mut changed: Vec<String> = new
+        .iter()
+        .filter(|(p, d)| old.get(*p) != Some(*d))
+        .map(|(p, _)| p.clone())
+        .chain(old.keys().filter(|p| !new.contains_key(*p)).cloned())
+        .collect();
+    changed.sort();
+    changed.dedup();
+    changed
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -242,5 +328,37 @@ mod tests {
                 ("localhost:5000".to_owned(), "app".to_owned()),
             ]
         );
+    }
+
+    #[test]
+    fn explain_facts_round_trip_and_changed_paths() {
+        let a = Digest::sha256_of(b"a");
+        let b = Digest::sha256_of(b"b");
+        let facts = ExplainFacts {
+            bases: vec![BaseFact {
+                reference: "r/busybox:latest".into(),
+                digest: Some(a.clone()),
+            }],
+            steps: vec![StepFact {
+                description: "[2/2] COPY x /x".into(),
+                records: vec![b.clone()],
+                paths: [("/x".to_owned(), a.clone())].into_iter().collect(),
+                paths_truncated: false,
+            }],
+        };
+        let back = ExplainFacts::from_json(&facts.to_json()).unwrap();
+        assert_eq!(back, facts);
+        assert!(back.step_with_record(&b).is_some());
+        assert!(back.step_described("[2/2] COPY x /x").is_some());
+        let old: BTreeMap<String, Digest> = [
+            ("/x".to_owned(), a.clone()),
+            ("/gone".to_owned(), a.clone()),
+        ]
+        .into_iter()
+        .collect();
+        let new: BTreeMap<String, Digest> = [("/x".to_owned(), b.clone()), ("/new".to_owned(), b)]
+            .into_iter()
+            .collect();
+        assert_eq!(changed_paths(&old, &new), ["/gone", "/new", "/x"]);
     }
 }
