@@ -7,8 +7,10 @@
 mod build;
 mod build_flags;
 mod inspect;
+mod logging;
 mod progress;
 mod spec;
+mod store_cmd;
 
 use std::process::ExitCode;
 
@@ -31,6 +33,19 @@ enum Command {
     /// Look at caches in a registry.
     #[command(subcommand)]
     Cache(CacheCommand),
+    /// Check the local store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Free space in the local store: blobs and snapshots nothing refers to, cache mounts,
+    /// leftovers of killed builds (`--all`: everything but pinned content).
+    Prune(store_cmd::PruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Re-hash every blob, check every snapshot and look for leftovers of killed builds; exit 0
+    /// when consistent, 1 listing the problems.
+    Verify(store_cmd::VerifyArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -46,6 +61,7 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init();
     match cli.command {
         Command::Build(args) => match args.into_request() {
             Ok(request) => build::run(request),
@@ -55,5 +71,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Cache(CacheCommand::Inspect(args)) => inspect::run(&args),
+        Command::Store(StoreCommand::Verify(args)) => store_cmd::verify(&args),
+        Command::Prune(args) => store_cmd::prune(&args),
     }
 }

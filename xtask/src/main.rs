@@ -6,11 +6,14 @@
 //! * `cargo xtask demo`: the main job end to end on this machine alone.
 //! * `cargo xtask fuzz-build`: builds the cargo-fuzz targets under `fuzz/` (installs cargo-fuzz).
 //! * `cargo xtask conformance buildkit`: inlay's cache records against docker 20.10's BuildKit.
+//! * `cargo xtask crash-loop [--iterations N] [--seed S]`: `inlay build` killed with SIGKILL at
+//!   random moments, the store verified after each next build (`cli/tests/crash.rs`, long).
 
 // xtask is a developer tool that talks to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod conformance;
+mod crash;
 mod demo;
 mod fuzz;
 mod house;
@@ -41,14 +44,16 @@ fn real_main() -> Result<()> {
         Some("fuzz-build") => fuzz::build(&root),
         Some("install-deps") => packages::ensure(&packages::TEST_PACKAGES),
         Some("conformance") => conformance::run(&root, &args[1..]),
+        Some("crash-loop") => crash::run(&root, &args[1..]),
         _ => bail!(
-            "usage: cargo xtask <test|house|demo|install-deps|fuzz-build|conformance>\n\
+            "usage: cargo xtask <test|house|demo|install-deps|fuzz-build|conformance|crash-loop>\n\
              \x20 test          install test dependencies, check fmt, clippy, house rules, build fuzz targets, run all tests, then conformance buildkit (root)\n\
              \x20 house         check dependency direction and core purity\n\
              \x20 demo          run the main job end to end on this machine\n\
              \x20 install-deps  install the Debian packages the tests need (as root)\n\
              \x20 fuzz-build    install cargo-fuzz if missing and build the fuzz targets\n\
-             \x20 conformance buildkit  compare inlay's cache records with docker 20.10's (root; starts dockerd)"
+             \x20 conformance buildkit  compare inlay's cache records with docker 20.10's (root; starts dockerd)\n\
+             \x20 crash-loop [--iterations N] [--seed S]  kill -9 inlay builds at random moments, verify the store after each (root)"
         ),
     }
 }
