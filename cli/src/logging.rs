@@ -24,7 +24,8 @@ fn parse(value: &str) -> Option<LevelFilter> {
         .split(',')
         .filter_map(|directive| {
             let level = directive.rsplit('=').next()?.trim();
-            level.parse::<LevelFilter>().ok()
+            // tracing reads an empty level as `error`; an empty RUST_LOG means no logs here.
+            (!level.is_empty()).then(|| level.parse::<LevelFilter>().ok())?
         })
         .max()
 }

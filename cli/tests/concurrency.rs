@@ -1,8 +1,12 @@
 //! Concurrent `inlay build` processes on one store (and one registry): all succeed and the
 //! store stays consistent (`inlay store verify` after each round).
 
+// Test code: a failed unwrap is a failed test, in helpers as in `#[test]` functions.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
 #[path = "support/harden.rs"]
 mod harden;
+
 mod support;
 
 use std::path::{Path, PathBuf};

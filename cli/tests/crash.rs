@@ -5,8 +5,12 @@
 //! CI runs a short loop; `cargo xtask crash-loop [--iterations N] [--seed S]` runs this same
 //! test with `INLAY_CRASH_ITERATIONS` and `INLAY_CRASH_SEED` for the long one.
 
+// Test code: a failed unwrap is a failed test, in helpers as in `#[test]` functions.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
 #[path = "support/harden.rs"]
 mod harden;
+
 mod support;
 
 use std::path::Path;

@@ -2,10 +2,14 @@
 //! config, history, inline cache record, archive, store file, registry file or log line; and
 //! registry passwords and tokens appear in no log, even at `RUST_LOG=trace`.
 
+// Test code: a failed unwrap is a failed test, in helpers as in `#[test]` functions.
+#![allow(clippy::unwrap_used, clippy::print_stderr)]
+
 #[path = "support/harden.rs"]
 mod harden;
 #[path = "support/scan.rs"]
 mod scan;
+
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -50,6 +54,7 @@ RUN echo done > /done
 ";
 
 #[test]
+#[allow(clippy::too_many_lines)] // one scenario: three builds, then the scans
 fn a_build_secret_reaches_no_output_store_registry_or_log() {
     let registry = Registry::start();
     let work = tempfile::tempdir().unwrap();
@@ -58,10 +63,8 @@ fn a_build_secret_reaches_no_output_store_registry_or_log() {
     let ctx = work.path().join("ctx");
     std::fs::create_dir_all(&ctx).unwrap();
     std::fs::write(ctx.join("Dockerfile"), SECRET_DOCKERFILE).unwrap();
-    let secret = format!(
-        "inlay-secret-{}",
-        hex(&harden::noise(fastrand::u64(..), 16))
-    );
+    let random = inlay_core::Digest::sha256_of(&harden::noise(fastrand::u64(..), 16));
+    let secret = format!("inlay-secret-{}", &random.hex()[..32]);
     let secret_file = work.path().join("secret.txt");
     std::fs::write(&secret_file, &secret).unwrap();
     let secret_flag = format!("id=tok,src={}", secret_file.display());
@@ -161,10 +164,6 @@ fn a_build_secret_reaches_no_output_store_registry_or_log() {
     );
     assert_store_consistent(&root, "after the secret builds");
     assert_registry_storage_verifies(&registry.dir.path().join("data"));
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A docker `config.json` directory with `USER`/`PASSWORD` for `host`.
