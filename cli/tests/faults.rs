@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use harden::{assert_ok, assert_registry_storage_verifies, assert_store_consistent, build_quiet};
+
 use inlay_testkit::faults::{Fault, FaultProxy, FaultRule};
 use inlay_testkit::proxy::Seen;
 use support::{Registry, push_busybox};
@@ -113,6 +114,9 @@ impl Bench {
     fn assert_nothing_corrupt(&self, root: &Path, class: &str) {
         assert_store_consistent(root, &format!("after {class}"));
         assert_registry_storage_verifies(&self.registry.dir.path().join("data"));
+        let fetched =
+            harden::assert_registry_images_verify(self.registry.addr, &["busybox", "app"]);
+        assert!(fetched >= 6, "the base and the cache image at least");
     }
 }
 
@@ -374,4 +378,64 @@ fn oversized_manifests_are_refused_by_name() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("WARNING: cache import"));
     report("oversize (cache)", &proxy, "build succeeded with a warning");
     bench.assert_nothing_corrupt(&root, "an oversized cache manifest");
+}
+
+fn is_upload_body(s: &Seen) -> bool {
+    (s.method == "PATCH" || s.method == "PUT")
+        && s.path().contains("/blobs/uploads/")
+        && s.header("content-length").is_some_and(|l| l != "0")
+}
+
+#[test]
+fn uploads_damaged_on_the_way_are_sent_again_and_a_lasting_fault_is_named() {
+    let bench = Bench::new();
+    // The first upload of every blob arrives with a flipped byte: the registry refuses it (the
+    // digest the client names does not match) and the client sends it again in a new session.
+    let seen: Arc<Mutex<HashMap<String, usize>>> = Arc::default();
+    let proxy = bench.proxy(Arc::new(move |s: &Seen| {
+        if !is_upload_body(s) {
+            return Fault::Forward;
+        }
+        let digest = s
+            .target
+            .split("digest=")
+            .nth(1)
+            .unwrap_or("chunk")
+            .to_owned();
+        let mut seen = seen.lock().unwrap();
+        let tries = seen.entry(digest).or_default();
+        *tries += 1;
+        if *tries == 1 {
+            Fault::MutateUpload { at: 10 }
+        } else {
+            Fault::Forward
+        }
+    }));
+    let (out, root) = bench.build(&proxy, 1, "busybox:latest");
+    assert_ok(&out, "a push whose first uploads are damaged");
+    assert!(proxy.stats.total() >= 1, "{:?}", proxy.stats.by_class());
+    report("mutate-upload (once per blob)", &proxy, "build succeeded");
+    bench.assert_nothing_corrupt(&root, "damaged uploads");
+
+    // Every upload damaged: the build fails naming the registry's complaint, and nothing
+    // half-pushed is taken for an image.
+    let always = bench.proxy(Arc::new(|s: &Seen| {
+        if is_upload_body(s) {
+            Fault::MutateUpload { at: 10 }
+        } else {
+            Fault::Forward
+        }
+    }));
+    let (out, root) = bench.build(&always, 2, "busybox:latest");
+    assert!(
+        !out.status.success(),
+        "uploads damaged every time fail the push"
+    );
+    assert!(!succeeded_or_clear(&out, &["DIGEST_INVALID"]));
+    report(
+        "mutate-upload (always)",
+        &always,
+        "build failed naming DIGEST_INVALID",
+    );
+    bench.assert_nothing_corrupt(&root, "always damaged uploads");
 }

@@ -53,6 +53,12 @@ pub enum Fault {
         /// Offset into the body.
         at: usize,
     },
+    /// Flip the request body byte at this offset on its way to the registry (an upload that
+    /// no longer matches the digest the client names).
+    MutateUpload {
+        /// Offset into the request body.
+        at: usize,
+    },
     /// Answer with this status (and a registry error body) without asking the registry.
     Status {
         /// The status code (500, 503, 429...).
@@ -77,6 +83,7 @@ impl Fault {
             Fault::Stall { .. } => "stall",
             Fault::Drip { .. } => "drip",
             Fault::Mutate { .. } => "mutate",
+            Fault::MutateUpload { .. } => "mutate-upload",
             Fault::Status { code, .. } => match code {
                 429 => "status-429",
                 500 => "status-500",
@@ -258,6 +265,12 @@ async fn handle(
     server
         .write_all(&rewrite_head(&method, &target, &headers))
         .await?;
+    let mut upload_at = match fault {
+        Fault::MutateUpload { at } => Some(at),
+        _ => None,
+    };
+    let mut rest = rest;
+    flip_upload(&mut rest, &mut upload_at, &stats, &fault);
     server.write_all(&rest).await?;
     if matches!(fault, Fault::Reset { .. }) {
         // SO_LINGER 0 turns the close into a RST: a broken transfer, not a clean end.
@@ -266,12 +279,15 @@ async fn handle(
     }
     let (mut client_read, mut client_write) = client.into_split();
     let (mut server_read, mut server_write) = server.into_split();
+    let up_stats = stats.clone();
+    let up_fault = fault.clone();
     let uploader = tokio::spawn(async move {
         let mut buf = vec![0u8; 64 * 1024];
         loop {
             match client_read.read(&mut buf).await {
                 Ok(0) | Err(_) => break,
                 Ok(n) => {
+                    flip_upload(&mut buf[..n], &mut upload_at, &up_stats, &up_fault);
                     if server_write.write_all(&buf[..n]).await.is_err() {
                         break;
                     }
@@ -282,6 +298,21 @@ async fn handle(
     let result = downstream(&mut server_read, &mut client_write, &fault, &stats).await;
     uploader.abort();
     result
+}
+
+/// Flips the request body byte `at` counts down to, if it falls in `chunk`; `at` is then
+/// cleared, otherwise reduced by the chunk's length.
+fn flip_upload(chunk: &mut [u8], at: &mut Option<usize>, stats: &FaultStats, fault: &Fault) {
+    let Some(offset) = *at else {
+        return;
+    };
+    if offset < chunk.len() {
+        chunk[offset] ^= 0xff;
+        stats.hit(fault);
+        *at = None;
+    } else {
+        *at = Some(offset - chunk.len());
+    }
 }
 
 /// Copies the response to the client, applying `fault` to its body bytes.

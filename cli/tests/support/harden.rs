@@ -152,3 +152,97 @@ pub fn noise(seed: u64, len: usize) -> Vec<u8> {
     let mut rng = fastrand::Rng::with_seed(seed);
     (0..len).map(|_| rng.u8(..)).collect()
 }
+
+/// `GET path` straight from the registry at `addr` (no proxy, no client library):
+/// `(status, headers, body)`.
+pub fn fetch_directly(
+    addr: std::net::SocketAddr,
+    path: &str,
+    accept: &str,
+) -> (u16, Vec<(String, String)>, Vec<u8>) {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).unwrap();
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(30)))
+        .unwrap();
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nAccept: {accept}\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw).unwrap();
+    let split = raw.windows(4).position(|w| w == b"\r\n\r\n").unwrap();
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status: u16 = lines
+        .next()
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|s| s.parse().ok())
+        .unwrap();
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    assert!(
+        !headers
+            .iter()
+            .any(|(k, v)| k == "transfer-encoding" && v.contains("chunked")),
+        "the registry answered chunked; this reader takes plain bodies only"
+    );
+    (status, headers, body)
+}
+
+/// Fetches `repo:tag` straight from the registry and checks that the manifest and every blob
+/// it names (config and layers) hash to their digests; returns how many documents were checked.
+pub fn assert_pushed_image_verifies(addr: std::net::SocketAddr, repo: &str, tag: &str) -> usize {
+    let accept = "application/vnd.oci.image.manifest.v1+json, \
+                  application/vnd.docker.distribution.manifest.v2+json";
+    let (status, headers, manifest) =
+        fetch_directly(addr, &format!("/v2/{repo}/manifests/{tag}"), accept);
+    assert_eq!(status, 200, "{repo}:{tag} is in the registry");
+    let named = headers
+        .iter()
+        .find(|(k, _)| k == "docker-content-digest")
+        .map(|(_, v)| v.clone())
+        .unwrap();
+    assert_eq!(
+        Digest::sha256_of(&manifest).to_string(),
+        named,
+        "{repo}:{tag}: the manifest matches its digest"
+    );
+    let doc: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    let mut descriptors = vec![doc["config"].clone()];
+    descriptors.extend(doc["layers"].as_array().cloned().unwrap_or_default());
+    for d in &descriptors {
+        let digest = d["digest"].as_str().unwrap();
+        let (status, _, blob) = fetch_directly(addr, &format!("/v2/{repo}/blobs/{digest}"), "*/*");
+        assert_eq!(status, 200, "{repo}@{digest} is in the registry");
+        assert_eq!(
+            Digest::sha256_of(&blob).to_string(),
+            digest,
+            "{repo}@{digest} matches its digest"
+        );
+        assert_eq!(blob.len() as u64, d["size"].as_u64().unwrap());
+    }
+    1 + descriptors.len()
+}
+
+/// Every tag of every repository in `repos`, fetched straight from the registry and checked
+/// by [`assert_pushed_image_verifies`]; returns the documents checked.
+pub fn assert_registry_images_verify(addr: std::net::SocketAddr, repos: &[&str]) -> usize {
+    let mut checked = 0;
+    for repo in repos {
+        let (status, _, body) = fetch_directly(addr, &format!("/v2/{repo}/tags/list"), "*/*");
+        if status == 404 {
+            continue;
+        }
+        assert_eq!(status, 200, "listing {repo}");
+        let list: serde_json::Value = serde_json::from_slice(&body).unwrap();
+        for tag in list["tags"].as_array().cloned().unwrap_or_default() {
+            checked += assert_pushed_image_verifies(addr, repo, tag.as_str().unwrap());
+        }
+    }
+    checked
+}
