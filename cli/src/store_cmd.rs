@@ -32,12 +32,19 @@ pub struct PruneArgs {
     all: bool,
 }
 
-fn open(root: &RootArg) -> Result<Store> {
+/// Opens the store; `as_is` leaves the leftovers of killed builds for `verify` to report
+/// (any other open cleans them up first).
+fn open(root: &RootArg, as_is: bool) -> Result<Store> {
     let root = match &root.root {
         Some(r) => r.clone(),
         None => Store::default_root().context("finding the store root")?,
     };
-    Store::open(&root).with_context(|| format!("opening the store at {}", root.display()))
+    let store = if as_is {
+        Store::open_as_is(&root)
+    } else {
+        Store::open(&root)
+    };
+    store.with_context(|| format!("opening the store at {}", root.display()))
 }
 
 /// Exit codes of `store verify`: 0 consistent, 1 problems found, 2 could not check.
@@ -46,7 +53,8 @@ const EXIT_FAILED: u8 = 2;
 
 /// Runs `inlay store verify`: 0 when the store is consistent, 1 (listing them) when not.
 pub fn verify(args: &VerifyArgs) -> ExitCode {
-    let result = open(&args.root).and_then(|store| store.verify().context("verifying the store"));
+    let result =
+        open(&args.root, true).and_then(|store| store.verify().context("verifying the store"));
     match result {
         Ok(report) => {
             let problems = report.problems();
@@ -84,7 +92,7 @@ pub fn prune(args: &PruneArgs) -> ExitCode {
         cache_mounts: true,
         all: args.all,
     };
-    let result = open(&args.root).and_then(|store| store.prune(policy).context("pruning"));
+    let result = open(&args.root, false).and_then(|store| store.prune(policy).context("pruning"));
     match result {
         Ok(report) => {
             println!(

@@ -121,3 +121,48 @@ fn eight_concurrent_builds_three_rounds_share_a_store_and_a_registry() {
         "8 concurrent builds x 3 rounds: all succeeded, {pushed} pushes, {blobs} registry blobs verified"
     );
 }
+
+#[test]
+fn a_prune_during_builds_waits_for_them_and_everything_succeeds() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("store");
+    let base = push_busybox(&registry, &root);
+    let base_arg = format!("BASE={base}");
+    let builds: Vec<Vec<String>> = (0..3)
+        .map(|n| {
+            let ctx = context(
+                &work.path().join(format!("ctx-{n}")),
+                SHARED,
+                &harden::noise(40 + n, 150_000),
+            );
+            vec![
+                "--build-arg".to_owned(),
+                base_arg.clone(),
+                ctx.display().to_string(),
+            ]
+        })
+        .collect();
+    let (outs, prune) = std::thread::scope(|s| {
+        let building = s.spawn(|| all_at_once(&root, &builds));
+        // The prune starts while the builds run (or just after): it waits for every process
+        // that has the store open, so none loses a blob or snapshot it is using.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let prune = std::process::Command::new(harden::inlay_bin())
+            .args(["prune", "--all", "--root"])
+            .arg(&root)
+            .output()
+            .unwrap();
+        (building.join().unwrap(), prune)
+    });
+    for (n, out) in outs.iter().enumerate() {
+        assert_ok(out, &format!("build {n} beside a prune"));
+    }
+    assert_ok(&prune, "the prune beside builds");
+    assert_store_consistent(&root, "after builds and a prune");
+    let again = all_at_once(&root, &builds);
+    for (n, out) in again.iter().enumerate() {
+        assert_ok(out, &format!("build {n} after the prune"));
+    }
+    assert_store_consistent(&root, "at the end");
+}

@@ -88,13 +88,8 @@ impl Store {
     /// Opens (creating when needed) the store at `root`, and cleans up after processes that
     /// died with it open (their temporary files, overlay mounts and partial snapshots).
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
-        let root = root.into();
-        for dir in ["blobs/sha256", "snapshots", "cache-mounts", "locks", "tmp"] {
-            let path = root.join(dir);
-            std::fs::create_dir_all(&path).map_err(|e| StoreError::io(&path, e))?;
-        }
-        let session = Arc::new(session::StoreSession::create(&root)?);
-        match session::recover(&root) {
+        let store = Store::open_as_is(root)?;
+        match session::recover(&store.root) {
             Ok(found) if !(found.temp.is_empty() && found.snapshots.is_empty()) => {
                 tracing::debug!(
                     temp = found.temp.len(),
@@ -106,6 +101,18 @@ impl Store {
             // Leftovers waste space but harm no build; the next open or a prune tries again.
             Err(e) => tracing::warn!(error = %e, "cleaning up the store's leftovers"),
         }
+        Ok(store)
+    }
+
+    /// Opens (creating when needed) the store at `root` without cleaning up after dead
+    /// processes, so that [`Store::verify`] sees the store as they left it.
+    pub fn open_as_is(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        let root = root.into();
+        for dir in ["blobs/sha256", "snapshots", "cache-mounts", "locks", "tmp"] {
+            let path = root.join(dir);
+            std::fs::create_dir_all(&path).map_err(|e| StoreError::io(&path, e))?;
+        }
+        let session = Arc::new(session::StoreSession::create(&root)?);
         Ok(Store { root, session })
     }
 
