@@ -142,6 +142,10 @@ fn is_blob_get(s: &Seen) -> bool {
     s.method == "GET" && s.path().contains("/blobs/sha256:")
 }
 
+fn is_put(s: &Seen) -> bool {
+    s.method == "PUT"
+}
+
 fn is_manifest_get(s: &Seen) -> bool {
     s.method == "GET" && s.path().contains("/manifests/")
 }
@@ -176,13 +180,21 @@ fn connection_resets_mid_body_are_survived() {
     let bench = Bench::new();
     let blobs = first_n(4, is_blob_get, Fault::Reset { after: 200 });
     let manifests = first_n(2, is_manifest_get, Fault::Reset { after: 20 });
-    let proxy = bench.proxy(Arc::new(move |s: &Seen| match blobs(s) {
-        Fault::Forward => manifests(s),
-        f => f,
+    // Uploads whose answer is lost: the registry took the blob or manifest, the client saw a
+    // reset and must find out or send again.
+    let puts = first_n(2, is_put, Fault::Swallow);
+    let proxy = bench.proxy(Arc::new(move |s: &Seen| {
+        for rule in [&blobs, &manifests, &puts] {
+            let fault = rule(s);
+            if !matches!(fault, Fault::Forward) {
+                return fault;
+            }
+        }
+        Fault::Forward
     }));
     let (out, root) = bench.build(&proxy, 1, "busybox:latest");
     assert_ok(&out, "a build through resets");
-    assert!(proxy.stats.total() >= 4, "{:?}", proxy.stats.by_class());
+    assert!(proxy.stats.total() >= 6, "{:?}", proxy.stats.by_class());
     report("reset", &proxy, "build succeeded");
     bench.assert_nothing_corrupt(&root, "resets");
 }

@@ -48,6 +48,9 @@ pub enum Fault {
         /// Pause between pieces.
         pause: Duration,
     },
+    /// Forward the request, then reset the client instead of passing on the answer: the
+    /// registry acted, the client does not know.
+    Swallow,
     /// Flip the body byte at this offset (the content no longer matches its digest).
     Mutate {
         /// Offset into the body.
@@ -82,6 +85,7 @@ impl Fault {
             Fault::Truncate { .. } => "truncate",
             Fault::Stall { .. } => "stall",
             Fault::Drip { .. } => "drip",
+            Fault::Swallow => "swallow",
             Fault::Mutate { .. } => "mutate",
             Fault::MutateUpload { .. } => "mutate-upload",
             Fault::Status { code, .. } => match code {
@@ -272,7 +276,7 @@ async fn handle(
     let mut rest = rest;
     flip_upload(&mut rest, &mut upload_at, &stats, &fault);
     server.write_all(&rest).await?;
-    if matches!(fault, Fault::Reset { .. }) {
+    if matches!(fault, Fault::Reset { .. } | Fault::Swallow) {
         // SO_LINGER 0 turns the close into a RST: a broken transfer, not a clean end.
         #[allow(deprecated)]
         let _ = client.set_linger(Some(Duration::from_secs(0)));
@@ -331,6 +335,11 @@ async fn downstream(
         let n = server.read(&mut buf).await?;
         if n == 0 {
             break;
+        }
+        if matches!(fault, Fault::Swallow) {
+            // The registry answered; the client gets a reset instead.
+            stats.hit(fault);
+            return Ok(());
         }
         let mut chunk = buf[..n].to_vec();
         let mut body_start = 0;
