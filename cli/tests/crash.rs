@@ -125,21 +125,28 @@ fn builds_killed_at_random_moments_leave_a_store_the_next_build_uses() {
         name: format!("{}/crash:latest", registry.host()),
     };
 
-    // The window the kills fall into: the longest of a cold pushing build and a warm one.
+    // The windows the kills fall into, measured: a build from an empty store (pull, extract,
+    // run, push), and builds on a warm store with and without a push.
+    let timed = |round, push| {
+        let started = Instant::now();
+        assert_ok(&lp.build(round, push), "a measured build");
+        started.elapsed()
+    };
     std::fs::remove_dir_all(&root).unwrap();
-    let started = Instant::now();
-    assert_ok(&lp.build(1_000_000, true), "the cold build");
-    let cold = started.elapsed();
-    let started = Instant::now();
-    assert_ok(&lp.build(1_000_001, false), "the warm build");
-    let window = cold.max(started.elapsed());
-    eprintln!("crash loop: seed {seed:#x}, {iterations} iterations, window {window:?}");
+    let cold = timed(1_000_000, true);
+    let warm_push = timed(1_000_001, true);
+    let warm = timed(1_000_002, false);
+    eprintln!(
+        "crash loop: seed {seed:#x}, {iterations} iterations, windows: cold {cold:?}, \
+         warm push {warm_push:?}, warm {warm:?}"
+    );
 
     let (mut killed, mut finished_first, mut pruned) = (0, 0, 0);
     for i in 0..iterations {
         let push = rng.bool();
         // Now and then start from an empty store, so kills also land in pulls and extractions.
-        if rng.u8(..4) == 0 {
+        let from_empty = rng.u8(..4) == 0;
+        if from_empty {
             let out = Command::new(harden::inlay_bin())
                 .args(["prune", "--all", "--root"])
                 .arg(&root)
@@ -148,6 +155,11 @@ fn builds_killed_at_random_moments_leave_a_store_the_next_build_uses() {
             assert_ok(&out, "inlay prune --all");
             pruned += 1;
         }
+        let window = match (from_empty, push) {
+            (true, _) => cold,
+            (false, true) => warm_push,
+            (false, false) => warm,
+        };
         let delay = window.mul_f64(rng.f64());
         if lp.kill_after(i, push, delay) {
             finished_first += 1;
@@ -170,5 +182,5 @@ fn builds_killed_at_random_moments_leave_a_store_the_next_build_uses() {
          {pruned} prunes; every next build succeeded, the store verified {iterations} times, \
          {blobs} registry blobs match their digests"
     );
-    assert!(killed * 4 >= iterations, "kills land mid-build");
+    assert!(killed * 2 >= iterations, "most kills land mid-build");
 }
