@@ -88,11 +88,13 @@ fn eight_concurrent_builds_three_rounds_share_a_store_and_a_registry() {
                 // Identical builds: the same Dockerfile and context, racing for the same keys.
                 shared.clone()
             } else {
-                // Different builds: each its own data (new in every round for two of them).
+                // Different builds: each its own Dockerfile and data (new in every round for
+                // two of them).
                 let data_seed = if n < 6 { n } else { 100 * round + n };
+                let dockerfile = format!("{SHARED}RUN echo build-{n} > /which\n");
                 context(
                     &work.path().join(format!("ctx-{round}-{n}")),
-                    SHARED,
+                    &dockerfile,
                     &harden::noise(data_seed as u64, 100_000 + n * 1000),
                 )
             };
@@ -114,6 +116,11 @@ fn eight_concurrent_builds_three_rounds_share_a_store_and_a_registry() {
         for (n, out) in outs.iter().enumerate() {
             assert_ok(out, &format!("round {round}, build {n}"));
         }
+        let (cached, total, run) = outs
+            .iter()
+            .map(support::steps)
+            .fold((0, 0, 0), |a, s| (a.0 + s.0, a.1 + s.1, a.2 + s.2));
+        eprintln!("round {round}: 8 builds, {total} steps, {cached} cached, {run} run");
         assert_store_consistent(&root, &format!("after round {round}"));
     }
     let blobs = assert_registry_storage_verifies(&registry.dir.path().join("data"));
