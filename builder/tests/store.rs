@@ -35,10 +35,22 @@ fn blobs_appear_whole_and_only_after_commit() {
     let mut abandoned = store.blob_writer().unwrap();
     abandoned.write_all(b"partial").unwrap();
     drop(abandoned);
-    assert_eq!(
-        std::fs::read_dir(dir.path().join("tmp")).unwrap().count(),
-        0
-    );
+    assert_eq!(files_below(&dir.path().join("tmp")), 0);
+}
+
+/// Files below `dir`, lock files left out.
+fn files_below(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            if e.file_type().unwrap().is_dir() {
+                files_below(&e.path())
+            } else {
+                usize::from(e.file_name() != ".lock")
+            }
+        })
+        .sum()
 }
 
 #[test]
@@ -213,7 +225,77 @@ fn prune_keeps_only_what_is_pinned() {
     assert!(store.snapshot(&kept_snapshot).is_some());
     assert!(store.snapshot(&dropped_snapshot).is_none());
     assert!(cache.join("entry").exists());
-    let report = store.prune(PrunePolicy { cache_mounts: true }).unwrap();
+    let report = store
+        .prune(PrunePolicy {
+            cache_mounts: true,
+            ..PrunePolicy::default()
+        })
+        .unwrap();
     assert_eq!(report.cache_mounts, 1);
     assert!(store.index().unwrap().pinned.contains(&kept));
+}
+
+#[test]
+fn leftovers_of_a_killed_process_are_found_and_removed_by_the_next_open() {
+    let dir = tempfile::tempdir().unwrap();
+    let live = Store::open(dir.path()).unwrap();
+    // What a SIGKILLed process leaves: its session directory with a half-written blob and a
+    // scratch directory holding a secret, a loose temporary file, a partial snapshot.
+    let dead = dir.path().join("tmp/session-dead");
+    std::fs::create_dir_all(dead.join("scratch-1")).unwrap();
+    std::fs::write(dead.join(".lock"), b"").unwrap();
+    std::fs::write(dead.join("blob-x"), b"half").unwrap();
+    std::fs::write(dead.join("scratch-1/secret-0"), b"s3cr3t").unwrap();
+    let loose = dir.path().join("tmp/.tmpLoose");
+    std::fs::write(&loose, b"").unwrap();
+    std::fs::create_dir_all(dir.path().join("snapshots/abcd/fs/etc")).unwrap();
+
+    let report = live.verify().unwrap();
+    assert_eq!(report.abandoned_temp, vec![loose, dead.clone()]);
+    assert_eq!(report.incomplete_snapshots.len(), 1);
+    assert_eq!(report.problems().len(), 3);
+    assert!(!report.is_ok());
+
+    // The live store's own session is not touched by the next open.
+    let store = Store::open(dir.path()).unwrap();
+    assert!(!dead.exists() && !dir.path().join("snapshots/abcd").exists());
+    assert!(live.scratch_dir().is_ok());
+    let report = store.verify().unwrap();
+    assert!(report.is_ok(), "{:?}", report.problems());
+}
+
+#[test]
+fn prune_keeps_what_the_local_cache_refers_to_unless_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let layer = store.put_blob(b"layer", None).unwrap();
+    let manifest = store
+        .put_blob(b"a manifest nobody refers to", None)
+        .unwrap();
+    let diff_id = Digest::sha256_of(b"diff");
+    store
+        .ensure_snapshot(&diff_id, |fs| std::fs::write(fs.join("x"), b"12345"))
+        .unwrap();
+    store
+        .update_index(|i| {
+            i.extra.insert(
+                "inlay.localCache.v1".to_owned(),
+                serde_json::json!({ "sha256:0": [
+                    { "digest": layer.to_string(), "diff_id": diff_id.to_string(),
+                      "size": 5, "media_type": "application/vnd.oci.image.layer.v1.tar+gzip" }
+                ]}),
+            );
+        })
+        .unwrap();
+    let report = store.prune(PrunePolicy::default()).unwrap();
+    assert_eq!((report.blobs, report.snapshots), (1, 0));
+    assert_eq!(report.bytes_freed, 27);
+    assert!(store.has_blob(&layer) && !store.has_blob(&manifest));
+    assert!(store.snapshot(&diff_id).is_some());
+
+    let report = store.prune(PrunePolicy::everything()).unwrap();
+    assert_eq!((report.blobs, report.snapshots), (1, 1));
+    assert!(report.bytes_freed >= 10);
+    assert!(!store.has_blob(&layer) && store.snapshot(&diff_id).is_none());
+    assert!(store.verify().unwrap().is_ok());
 }

@@ -8,8 +8,10 @@ mod build;
 mod build_flags;
 mod check;
 mod inspect;
+mod logging;
 mod progress;
 mod spec;
+mod store_cmd;
 mod summary;
 mod tty;
 
@@ -38,6 +40,19 @@ enum Command {
     /// flags) that prints each missed step with every cause found (`--step N`: one step).
     /// Exit 0 when every shown step hits, 1 on a miss, 2 on an error.
     Explain(Box<ExplainArgs>),
+    /// Check the local store.
+    #[command(subcommand)]
+    Store(StoreCommand),
+    /// Free space in the local store: blobs and snapshots nothing refers to, cache mounts,
+    /// leftovers of killed builds (`--all`: everything but pinned content).
+    Prune(store_cmd::PruneArgs),
+}
+
+#[derive(Debug, Subcommand)]
+enum StoreCommand {
+    /// Re-hash every blob, check every snapshot and look for leftovers of killed builds; exit 0
+    /// when consistent, 1 listing the problems.
+    Verify(store_cmd::VerifyArgs),
 }
 
 /// `inlay explain [build flags] [--step N]`.
@@ -67,6 +82,7 @@ const EXIT_USAGE: u8 = 2;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    logging::init();
     match cli.command {
         Command::Build(args) => match args.into_request() {
             Ok(request) => build::run(request),
@@ -93,5 +109,7 @@ fn main() -> ExitCode {
                 }
             }
         }
+        Command::Store(StoreCommand::Verify(args)) => store_cmd::verify(&args),
+        Command::Prune(args) => store_cmd::prune(&args),
     }
 }

@@ -151,9 +151,22 @@ impl Client {
         .await
     }
 
-    /// Downloads the blob `descriptor` names into memory, verified.
+    /// Downloads the blob `descriptor` names into memory, verified. Bytes that do not match
+    /// the digest (or size) are fetched once more from scratch: a buffer, unlike a caller's
+    /// sink, can be emptied, and a proxy or a flaky link can damage one transfer.
     pub async fn get_blob(&self, reference: &Reference, descriptor: &Descriptor) -> Result<Bytes> {
-        let mut out = Vec::with_capacity(usize::try_from(descriptor.size.max(0)).unwrap_or(0));
+        let capacity = usize::try_from(descriptor.size.max(0)).unwrap_or(0);
+        let mut out = Vec::with_capacity(capacity);
+        match self.get_blob_to(reference, descriptor, &mut out).await {
+            Ok(_) => return Ok(Bytes::from(out)),
+            Err(
+                e @ (RegistryError::DigestMismatch { .. } | RegistryError::SizeMismatch { .. }),
+            ) => {
+                tracing::debug!(error = %e, "a damaged blob download; fetching it again");
+            }
+            Err(e) => return Err(e),
+        }
+        out.clear();
         self.get_blob_to(reference, descriptor, &mut out).await?;
         Ok(Bytes::from(out))
     }

@@ -31,12 +31,16 @@ const MAX_CHUNK_RECOVERIES: u32 = 5;
 const MAX_SESSION_RESTARTS: u32 = 3;
 
 /// Whether a failed upload session is worth redoing in a new one: broken connections, server
-/// trouble, and sessions the registry lost track of (distribution answers 404
+/// trouble, sessions the registry lost track of (distribution answers 404
 /// `BLOB_UPLOAD_INVALID` once its `_state` and the stored size disagree, and 416 for a chunk at
-/// the wrong offset).
+/// the wrong offset), and a 400 `DIGEST_INVALID`: the bytes sent are the caller's verified
+/// content, so a registry that hashed something else received them damaged on the way.
 fn restartable(error: &RegistryError) -> bool {
     match error {
         RegistryError::Transport { .. } => true,
+        RegistryError::Status { status: 400, .. } => {
+            error.details().iter().any(|d| d.code == "DIGEST_INVALID")
+        }
         RegistryError::Status { status, .. } => {
             matches!(status, 404 | 416 | 429) || (500..600).contains(status)
         }
@@ -451,6 +455,26 @@ impl Client {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ErrorDetail;
+
+    #[test]
+    fn a_digest_the_registry_disputes_restarts_the_session_other_400s_do_not() {
+        let status = |status: u16, code: &str| RegistryError::Status {
+            method: "PUT".to_owned(),
+            url: "http://r/v2/a/blobs/uploads/x".to_owned(),
+            status,
+            errors: vec![ErrorDetail {
+                code: code.to_owned(),
+                message: String::new(),
+                detail: String::new(),
+            }],
+            body: String::new(),
+        };
+        assert!(restartable(&status(400, "DIGEST_INVALID")));
+        assert!(!restartable(&status(400, "SIZE_INVALID")));
+        assert!(!restartable(&status(400, "NAME_INVALID")));
+        assert!(restartable(&status(503, "UNAVAILABLE")));
+    }
 
     #[test]
     fn upload_ranges() {

@@ -4,7 +4,8 @@
 //! the set-ups the tests need ([`registry::Setup`]: open, htpasswd, token, https) and kills it
 //! when the handle drops, also when a test panics. Around it: an in-process token server
 //! ([`token`]), a tiny HTTP/1.1 server for mocks of faults real registries will not produce on
-//! demand ([`http`]), a counting and fault-injecting proxy ([`proxy`]), a `tracing` capture
+//! demand ([`http`]), a counting and fault-injecting proxy ([`proxy`]), a proxy that injects
+//! faults into whole builds and counts them by class ([`faults`]), a `tracing` capture
 //! ([`capture`]), and image documents built from `inlay-core` types ([`image`]).
 //!
 //! It deliberately knows nothing of inlay's registry client: it depends only on
@@ -23,6 +24,7 @@
 
 pub mod capture;
 mod certificate;
+pub mod faults;
 pub mod http;
 pub mod image;
 pub mod proxy;

@@ -39,6 +39,8 @@ pub struct TokenServer {
     pub lifetime: Arc<AtomicI64>,
     /// Every scope asked for, in order.
     pub scopes: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Every token issued, in order (to look for them where they must not be, such as logs).
+    pub tokens: Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 fn b64url(bytes: &[u8]) -> String {
@@ -155,6 +157,8 @@ impl TokenServer {
         let expired_tokens_left = Arc::new(AtomicUsize::new(0));
         let lifetime = Arc::new(AtomicI64::new(300));
         let scopes = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tokens = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let tokens_n = tokens.clone();
         let want = format!(
             "Basic {}",
             base64::engine::general_purpose::STANDARD.encode(format!("{USER}:{PASSWORD}"))
@@ -207,8 +211,10 @@ impl TokenServer {
                 .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
                 .is_ok();
             issued_n.fetch_add(1, Ordering::SeqCst);
+            let token = signer.token(&access, expired);
+            tokens_n.lock().expect("token list lock").push(token.clone());
             Response::new(200).json(&json!({
-                "token": signer.token(&access, expired),
+                "token": token,
                 "expires_in": lifetime_n.load(Ordering::SeqCst),
             }))
         }))
@@ -220,6 +226,7 @@ impl TokenServer {
             expired_tokens_left,
             lifetime,
             scopes,
+            tokens,
         }
     }
 

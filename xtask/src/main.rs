@@ -8,12 +8,15 @@
 //! * `cargo xtask conformance buildkit`: inlay's cache records against docker 20.10's BuildKit,
 //!   then the Docker interop checks (`cargo xtask conformance interop` runs only those).
 //! * `cargo xtask bench`: inlay against `docker build`, cold and cached (not part of `test`).
+//! * `cargo xtask crash-loop [--iterations N] [--seed S]`: `inlay build` killed with SIGKILL at
+//!   random moments, the store verified after each next build (`cli/tests/crash.rs`, long).
 
 // xtask is a developer tool that talks to the terminal.
 #![allow(clippy::print_stdout, clippy::print_stderr)]
 
 mod bench;
 mod conformance;
+mod crash;
 mod demo;
 mod fuzz;
 mod house;
@@ -45,8 +48,9 @@ fn real_main() -> Result<()> {
         Some("install-deps") => packages::ensure(&packages::TEST_PACKAGES),
         Some("conformance") => conformance::run(&root, &args[1..]),
         Some("bench") => bench::run(&root, &args[1..]),
+        Some("crash-loop") => crash::run(&root, &args[1..]),
         _ => bail!(
-            "usage: cargo xtask <test|house|demo|install-deps|fuzz-build|conformance|bench>\n\
+            "usage: cargo xtask <test|house|demo|install-deps|fuzz-build|conformance|bench|crash-loop>\n\
              \x20 test          install test dependencies, check fmt, clippy, house rules, build fuzz targets, run all tests, then conformance buildkit (root)\n\
              \x20 house         check dependency direction and core purity\n\
              \x20 demo          run the main job end to end on this machine\n\
@@ -54,7 +58,8 @@ fn real_main() -> Result<()> {
              \x20 fuzz-build    install cargo-fuzz if missing and build the fuzz targets\n\
              \x20 conformance buildkit  compare inlay's cache records with docker 20.10's (root; starts dockerd)\n\
              \x20 conformance interop   inlay's images of examples/ in docker 20.10: load, pull, run, inspect (root)\n\
-             \x20 bench [--runs N] [--quick]  inlay vs docker build: wall time, peak memory, bytes fetched (root; not in test)"
+             \x20 bench [--runs N] [--quick]  inlay vs docker build: wall time, peak memory, bytes fetched (root; not in test)\n\
+             \x20 crash-loop [--iterations N] [--seed S]  kill -9 inlay builds at random moments, verify the store after each (root)"
         ),
     }
 }

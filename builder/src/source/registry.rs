@@ -113,18 +113,33 @@ impl ImageSource for RegistryImages {
         // into the store through a blob writer, which checks the digest once more.
         let scratch = store.scratch_dir().map_err(|e| fail(e.to_string()))?;
         let path = scratch.path().join("blob");
-        self.runtime.block_on(async {
-            let mut file = tokio::fs::File::create(&path)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            self.client
-                .get_blob_to(&parsed, descriptor, &mut file)
-                .await
-                .map_err(|e| fail(e.to_string()))?;
-            tokio::io::AsyncWriteExt::flush(&mut file)
-                .await
-                .map_err(|e| fail(e.to_string()))
-        })?;
+        // Bytes that do not match the digest are fetched once more from scratch (the file is
+        // truncated): one transfer damaged on the way is not a reason to fail the build.
+        for attempt in 1..=2 {
+            let fetched = self.runtime.block_on(async {
+                let mut file = tokio::fs::File::create(&path)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                let got = self
+                    .client
+                    .get_blob_to(&parsed, descriptor, &mut file)
+                    .await;
+                tokio::io::AsyncWriteExt::flush(&mut file)
+                    .await
+                    .map_err(|e| fail(e.to_string()))?;
+                Ok::<_, SourceError>(got)
+            })?;
+            match fetched {
+                Ok(_) => break,
+                Err(
+                    e @ (inlay_registry::RegistryError::DigestMismatch { .. }
+                    | inlay_registry::RegistryError::SizeMismatch { .. }),
+                ) if attempt == 1 => {
+                    tracing::debug!(error = %e, "a damaged layer download; fetching it again");
+                }
+                Err(e) => return Err(fail(e.to_string())),
+            }
+        }
         let mut file = std::fs::File::open(&path).map_err(|e| fail(e.to_string()))?;
         file.seek(SeekFrom::Start(0))
             .map_err(|e| fail(e.to_string()))?;

@@ -21,11 +21,11 @@ pub struct BlobWriter {
 
 impl BlobWriter {
     pub(crate) fn new(store: &Store) -> Result<BlobWriter, StoreError> {
-        let tmp = store.root.join("tmp");
+        let tmp = store.tmp_dir();
         let file = tempfile::Builder::new()
             .prefix("blob-")
-            .tempfile_in(&tmp)
-            .map_err(|e| StoreError::io(&tmp, e))?;
+            .tempfile_in(tmp)
+            .map_err(|e| StoreError::io(tmp, e))?;
         Ok(BlobWriter {
             store: store.clone(),
             file,

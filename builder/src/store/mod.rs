@@ -10,28 +10,36 @@
 //! cache-mounts/<hex>/         RUN --mount=type=cache directories, by the SHA-256 of their id
 //! index.json                  pins and whatever later components keep there
 //! locks/                      flock files: the whole store, the index, one per snapshot
-//! tmp/                        temporary files and scratch directories, on the same filesystem
+//! tmp/session-<random>/       one per process with the store open: its temporary files and
+//!                             scratch directories, on the same filesystem
 //! ```
 //!
 //! Concurrency: writers hold a shared lock on `locks/store.lock`, [`Store::prune`] an exclusive
-//! one, so pruning never races a write. Two processes preparing the same snapshot serialise on
+//! one, so pruning never races a write; every open store also holds `locks/sessions.lock`
+//! shared, so a prune waits for running builds. Crash safety: a process killed at any point
+//! leaves only a session directory and perhaps a partial snapshot behind, both recognisable by
+//! their free locks and removed by the next [`Store::open`] (see `session`). Two processes preparing the same snapshot serialise on
 //! its own lock; the second finds it complete. Blobs are renamed into place, so a reader sees a
 //! whole blob or none.
 
 mod blob;
 mod error;
 mod lock;
+mod maintenance;
+mod session;
 
 use std::collections::BTreeSet;
 use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use inlay_core::{Algorithm, Digest, Hasher};
 use serde::{Deserialize, Serialize};
 
 pub use blob::BlobWriter;
 pub use error::StoreError;
+pub use maintenance::{PrunePolicy, PruneReport, VerifyReport};
 
 /// Environment variable naming the store root; it overrides the default location.
 pub const ROOT_ENV: &str = "INLAY_ROOT";
@@ -39,10 +47,12 @@ pub const ROOT_ENV: &str = "INLAY_ROOT";
 /// The marker file that makes a snapshot complete.
 const COMPLETE_MARKER: &str = "complete";
 
-/// A handle on a store directory. Cheap to clone; every operation takes its own locks.
+/// A handle on a store directory. Cheap to clone (clones share one session: one temporary
+/// directory and one hold on the store); every operation takes its own locks.
 #[derive(Debug, Clone)]
 pub struct Store {
     root: PathBuf,
+    session: Arc<session::StoreSession>,
 }
 
 /// The store's small JSON index (`index.json`). Unknown keys are kept.
@@ -54,44 +64,6 @@ pub struct Index {
     /// Whatever else later components store.
     #[serde(flatten)]
     pub extra: serde_json::Map<String, serde_json::Value>,
-}
-
-/// What [`Store::prune`] removes besides unpinned blobs and snapshots.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct PrunePolicy {
-    /// Also empty the cache-mount directories.
-    pub cache_mounts: bool,
-}
-
-/// What [`Store::prune`] removed.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct PruneReport {
-    /// Blobs removed.
-    pub blobs: usize,
-    /// Snapshots removed (complete or partial).
-    pub snapshots: usize,
-    /// Cache-mount directories removed.
-    pub cache_mounts: usize,
-}
-
-/// What [`Store::verify`] found.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct VerifyReport {
-    /// Blobs re-hashed.
-    pub blobs_checked: usize,
-    /// Blobs whose content does not match their name (or whose name is not a digest).
-    pub corrupt_blobs: Vec<PathBuf>,
-    /// Snapshots checked.
-    pub snapshots_checked: usize,
-    /// Snapshot directories without their completion marker.
-    pub incomplete_snapshots: Vec<PathBuf>,
-}
-
-impl VerifyReport {
-    /// Whether nothing is wrong.
-    pub fn is_ok(&self) -> bool {
-        self.corrupt_blobs.is_empty() && self.incomplete_snapshots.is_empty()
-    }
 }
 
 impl Store {
@@ -113,14 +85,41 @@ impl Store {
             .ok_or(StoreError::NoRoot)
     }
 
-    /// Opens (creating when needed) the store at `root`.
+    /// Opens (creating when needed) the store at `root`, and cleans up after processes that
+    /// died with it open (their temporary files, overlay mounts and partial snapshots).
     pub fn open(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
+        let store = Store::open_as_is(root)?;
+        match session::recover(&store.root) {
+            Ok(found) if !(found.temp.is_empty() && found.snapshots.is_empty()) => {
+                tracing::debug!(
+                    temp = found.temp.len(),
+                    snapshots = found.snapshots.len(),
+                    "removed leftovers of processes that died"
+                );
+            }
+            Ok(_) => {}
+            // Leftovers waste space but harm no build; the next open or a prune tries again.
+            Err(e) => tracing::warn!(error = %e, "cleaning up the store's leftovers"),
+        }
+        Ok(store)
+    }
+
+    /// Opens (creating when needed) the store at `root` without cleaning up after dead
+    /// processes, so that [`Store::verify`] sees the store as they left it.
+    pub fn open_as_is(root: impl Into<PathBuf>) -> Result<Store, StoreError> {
         let root = root.into();
         for dir in ["blobs/sha256", "snapshots", "cache-mounts", "locks", "tmp"] {
             let path = root.join(dir);
             std::fs::create_dir_all(&path).map_err(|e| StoreError::io(&path, e))?;
         }
-        Ok(Store { root })
+        let session = Arc::new(session::StoreSession::create(&root)?);
+        Ok(Store { root, session })
+    }
+
+    /// This process's temporary directory inside the store (same filesystem as everything
+    /// else, so renames into place work).
+    pub(crate) fn tmp_dir(&self) -> &Path {
+        self.session.dir()
     }
 
     /// The root directory.
@@ -163,7 +162,7 @@ impl Store {
         let mut writer = self.blob_writer()?;
         writer
             .write_all(bytes)
-            .map_err(|e| StoreError::io(self.root.join("tmp"), e))?;
+            .map_err(|e| StoreError::io(self.tmp_dir(), e))?;
         Ok(writer.commit(expected)?.0)
     }
 
@@ -217,7 +216,7 @@ impl Store {
         write_atomic(
             &base.join(COMPLETE_MARKER),
             marker.to_string().as_bytes(),
-            &self.root.join("tmp"),
+            self.tmp_dir(),
         )?;
         Ok(fs)
     }
@@ -234,11 +233,11 @@ impl Store {
     /// A fresh scratch directory inside the store (same filesystem as snapshots, so overlay
     /// upper/work dirs and renames work), removed when dropped.
     pub fn scratch_dir(&self) -> Result<tempfile::TempDir, StoreError> {
-        let tmp = self.root.join("tmp");
+        let tmp = self.tmp_dir();
         tempfile::Builder::new()
             .prefix("scratch-")
-            .tempdir_in(&tmp)
-            .map_err(|e| StoreError::io(&tmp, e))
+            .tempdir_in(tmp)
+            .map_err(|e| StoreError::io(tmp, e))
     }
 
     /// Reads the index (empty when there is none yet).
@@ -262,11 +261,7 @@ impl Store {
             path: self.root.join("index.json"),
             source,
         })?;
-        write_atomic(
-            &self.root.join("index.json"),
-            &bytes,
-            &self.root.join("tmp"),
-        )?;
+        write_atomic(&self.root.join("index.json"), &bytes, self.tmp_dir())?;
         Ok(index)
     }
 
@@ -284,65 +279,6 @@ impl Store {
             i.pinned.remove(digest);
         })
         .map(drop)
-    }
-
-    /// Removes every blob and snapshot that is not pinned, partial snapshots, temporary files,
-    /// and (by policy) cache mounts. Waits for running writers and holds them off meanwhile.
-    pub fn prune(&self, policy: PrunePolicy) -> Result<PruneReport, StoreError> {
-        let _exclusive = lock::lock(&self.store_lock_path(), true)?;
-        let pinned: BTreeSet<String> = self
-            .index()?
-            .pinned
-            .iter()
-            .map(|d| d.hex().to_owned())
-            .collect();
-        let mut report = PruneReport::default();
-        for (name, path) in list(&self.root.join("blobs/sha256"))? {
-            if !pinned.contains(&name) {
-                std::fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
-                report.blobs += 1;
-            }
-        }
-        for (name, path) in list(&self.root.join("snapshots"))? {
-            let complete = path.join(COMPLETE_MARKER).is_file();
-            if !complete || !pinned.contains(&name) {
-                remove_tree(&path)?;
-                report.snapshots += 1;
-            }
-        }
-        if policy.cache_mounts {
-            for (_, path) in list(&self.root.join("cache-mounts"))? {
-                remove_tree(&path)?;
-                report.cache_mounts += 1;
-            }
-        }
-        for (_, path) in list(&self.root.join("tmp"))? {
-            remove_tree(&path)?;
-        }
-        Ok(report)
-    }
-
-    /// Re-hashes every blob and checks that every snapshot is complete.
-    pub fn verify(&self) -> Result<VerifyReport, StoreError> {
-        let _shared = lock::lock(&self.store_lock_path(), false)?;
-        let mut report = VerifyReport::default();
-        for (name, path) in list(&self.root.join("blobs/sha256"))? {
-            report.blobs_checked += 1;
-            let ok = match format!("sha256:{name}").parse::<Digest>() {
-                Ok(expected) => hash_file(&path)? == expected,
-                Err(_) => false,
-            };
-            if !ok {
-                report.corrupt_blobs.push(path);
-            }
-        }
-        for (_, path) in list(&self.root.join("snapshots"))? {
-            report.snapshots_checked += 1;
-            if !path.join(COMPLETE_MARKER).is_file() {
-                report.incomplete_snapshots.push(path);
-            }
-        }
-        Ok(report)
     }
 }
 
