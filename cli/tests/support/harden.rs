@@ -214,8 +214,11 @@ pub fn fetch_directly(
 /// Fetches `repo:tag` straight from the registry and checks that the manifest and every blob
 /// it names (config and layers) hash to their digests; returns how many documents were checked.
 pub fn assert_pushed_image_verifies(addr: std::net::SocketAddr, repo: &str, tag: &str) -> usize {
+    // Referrers tag fallbacks (`sha256-<hex>`) are OCI indexes of inlay's cache artifacts.
     let accept = "application/vnd.oci.image.manifest.v1+json, \
-                  application/vnd.docker.distribution.manifest.v2+json";
+                  application/vnd.docker.distribution.manifest.v2+json, \
+                  application/vnd.oci.image.index.v1+json, \
+                  application/vnd.docker.distribution.manifest.list.v2+json";
     let (status, headers, manifest) =
         fetch_directly(addr, &format!("/v2/{repo}/manifests/{tag}"), accept);
     assert_eq!(status, 200, "{repo}:{tag} is in the registry");
@@ -230,6 +233,12 @@ pub fn assert_pushed_image_verifies(addr: std::net::SocketAddr, repo: &str, tag:
         "{repo}:{tag}: the manifest matches its digest"
     );
     let doc: serde_json::Value = serde_json::from_slice(&manifest).unwrap();
+    if let Some(manifests) = doc["manifests"].as_array() {
+        return 1 + manifests
+            .iter()
+            .map(|m| assert_pushed_image_verifies(addr, repo, m["digest"].as_str().unwrap()))
+            .sum::<usize>();
+    }
     let mut descriptors = vec![doc["config"].clone()];
     descriptors.extend(doc["layers"].as_array().cloned().unwrap_or_default());
     for d in &descriptors {
