@@ -24,16 +24,23 @@ pub(crate) struct Unpacker {
     seen: HashMap<PathBuf, bool>,
     /// Directory mtimes, applied at the end because writing children changes them.
     dir_times: Vec<(PathBuf, i64)>,
+    /// File content bytes this archive may still write. Counted apart from the tar stream: the
+    /// holes of a GNU sparse entry cost a few header bytes yet are written out as zeros.
+    write_budget: u64,
+    /// The limit the budget started from, for the error.
+    write_limit: u64,
 }
 
 impl Unpacker {
-    pub(crate) fn new(root: PathBuf, mode: WhiteoutMode) -> Self {
+    pub(crate) fn new(root: PathBuf, mode: WhiteoutMode, max_written: u64) -> Self {
         Unpacker {
             root,
             mode,
             as_root: fs_meta::running_as_root(),
             seen: HashMap::new(),
             dir_times: Vec::new(),
+            write_budget: max_written,
+            write_limit: max_written,
         }
     }
 
@@ -163,6 +170,13 @@ impl Unpacker {
         };
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                // The size is the expanded one for sparse entries: refuse before writing.
+                self.write_budget =
+                    self.write_budget
+                        .checked_sub(entry.size())
+                        .ok_or(ExtractError::TooLarge {
+                            limit: self.write_limit,
+                        })?;
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
