@@ -17,7 +17,7 @@ fn exercise(graph: &RecordGraph) {
     assert_eq!(again.to_json(), json);
     let _ = graph.topological_order();
     for (index, record) in graph.records().iter().enumerate() {
-        let _ = record.image_layer_lists();
+        let _ = record.image_layer_lists_within(4);
         let _ = graph.dependents(index).count();
     }
     let layers: Vec<Descriptor> = (0..4u8)
