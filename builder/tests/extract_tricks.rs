@@ -186,6 +186,30 @@ impl Sandbox {
     }
 }
 
+/// Whether the calling test should run its body here: yes when not root. As root, the test
+/// `name` of this binary is run again as `nobody` (and must pass), so the unprivileged paths
+/// (device nodes skipped, whiteouts kept in tar form) are tested whoever runs the suite.
+fn unprivileged(name: &str) -> bool {
+    use std::os::unix::process::CommandExt;
+    if !fixture::is_root() {
+        return true;
+    }
+    let output = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([name, "--exact", "--test-threads=1", "--nocapture"])
+        .uid(65534)
+        .gid(65534)
+        .env("TMPDIR", "/tmp")
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        output.status.success() && stdout.contains("1 passed"),
+        "{name} as nobody: {stdout}{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    false
+}
+
 fn v(text: &str) -> Vec<u8> {
     text.as_bytes().to_vec()
 }
@@ -340,8 +364,7 @@ fn a_hard_link_to_an_escaping_symlink_links_the_symlink_itself() {
 
 #[test]
 fn device_nodes_are_skipped_without_root_and_fifos_kept() {
-    if fixture::is_root() {
-        // As root, device nodes are written on purpose (the runtime tests cover that).
+    if !unprivileged("device_nodes_are_skipped_without_root_and_fifos_kept") {
         return;
     }
     let sandbox = Sandbox::new();
@@ -361,7 +384,8 @@ fn device_nodes_are_skipped_without_root_and_fifos_kept() {
 
 #[test]
 fn device_node_whiteouts_in_overlay_mode_fall_back_to_tar_markers_without_root() {
-    if fixture::is_root() {
+    if !unprivileged("device_node_whiteouts_in_overlay_mode_fall_back_to_tar_markers_without_root")
+    {
         return;
     }
     let sandbox = Sandbox::new();
@@ -375,6 +399,42 @@ fn device_node_whiteouts_in_overlay_mode_fall_back_to_tar_markers_without_root()
         )
         .unwrap();
     assert!(sandbox.root().join(".wh.gone").is_file());
+    sandbox.assert_outside_untouched();
+}
+
+/// Found while hardening (by reading): in overlay mode without root, whiteout and opaque markers
+/// were written with a plain `write`, which follows a symlink already standing at the marker's
+/// name and truncated the file it pointed at, outside the target.
+#[test]
+fn overlay_markers_are_never_written_through_a_symlink() {
+    if !unprivileged("overlay_markers_are_never_written_through_a_symlink") {
+        return;
+    }
+    let sandbox = Sandbox::new();
+    std::fs::create_dir(sandbox.root().join("d")).unwrap();
+    for name in [".wh.gone", "d/.wh..wh..opq"] {
+        std::os::unix::fs::symlink(sandbox.outside().join("bait"), sandbox.root().join(name))
+            .unwrap();
+    }
+    sandbox
+        .extract_with(
+            &tar_of(&[
+                Raw::File(v(".wh.gone"), Vec::new()),
+                Raw::File(v("d/.wh..wh..opq"), Vec::new()),
+            ]),
+            &ExtractOptions {
+                whiteouts: WhiteoutMode::Overlay,
+                ..ExtractOptions::default()
+            },
+        )
+        .unwrap();
+    for name in [".wh.gone", "d/.wh..wh..opq"] {
+        assert!(
+            std::fs::symlink_metadata(sandbox.root().join(name))
+                .unwrap()
+                .is_file()
+        );
+    }
     sandbox.assert_outside_untouched();
 }
 
@@ -562,4 +622,11 @@ proptest! {
         }
         sandbox.assert_outside_untouched();
     }
+}
+
+/// As root, the property is checked once more as `nobody`, where device nodes are skipped and
+/// overlay whiteouts stay in tar form (not root: the property test above already ran that way).
+#[test]
+fn hostile_archives_fail_clearly_or_stay_inside_unprivileged() {
+    let _ = unprivileged("hostile_archives_fail_clearly_or_stay_inside");
 }

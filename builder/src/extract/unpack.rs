@@ -384,7 +384,7 @@ impl Unpacker {
                     let marker = parent
                         .abs
                         .join(format!("{WHITEOUT_PREFIX}{}", deleted.to_string_lossy()));
-                    std::fs::write(&marker, b"").map_err(write_err)
+                    write_marker(&marker).map_err(write_err)
                 }
             }
         }
@@ -404,7 +404,7 @@ impl Unpacker {
             }
             WhiteoutMode::Overlay => {
                 let marker = parent.abs.join(OPAQUE_MARKER);
-                std::fs::write(&marker, b"").map_err(|e| write_err(&marker, e))
+                write_marker(&marker).map_err(|e| write_err(&marker, e))
             }
         }
     }
@@ -427,6 +427,19 @@ impl Unpacker {
         }
         Ok(())
     }
+}
+
+/// Writes an empty whiteout marker file, replacing whatever has its name. Never through a
+/// symlink: a marker name left as a symlink in the target (by whatever filled it before) would
+/// otherwise truncate the file it points at, wherever that is.
+fn write_marker(path: &Path) -> io::Result<()> {
+    remove_any(path)?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map(drop)
 }
 
 fn remove_any(path: &Path) -> io::Result<()> {
