@@ -72,11 +72,17 @@ pub enum ExtractError {
         /// What the earlier entry made (`directory` or `non-directory`).
         earlier: &'static str,
     },
-    /// The uncompressed archive is larger than the limit (a decompression bomb, or a limit too
-    /// small for this layer).
+    /// The uncompressed archive, or the file contents it expands to, is larger than the limit (a
+    /// decompression bomb, or a limit too small for this layer).
     #[error("the uncompressed layer exceeds the limit of {limit} bytes")]
     TooLarge {
         /// The limit in bytes.
+        limit: u64,
+    },
+    /// The archive has more entries than the limit (a flood of tiny entries is a bomb too).
+    #[error("the layer has more than the limit of {limit} entries")]
+    TooManyEntries {
+        /// The limit.
         limit: u64,
     },
     /// The archive's uncompressed digest differs from the expected diffID.

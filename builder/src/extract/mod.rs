@@ -5,9 +5,10 @@
 //! resolved inside the target directory (symlinks followed as the container would, inside it),
 //! and anything that would write outside it — a `..` component, a symlink or hard link leading
 //! out, a directory swapped for a symlink by a later duplicate entry — is refused with an error
-//! naming the entry. Ownership and device nodes are written only when running as root. A size
-//! limit on the uncompressed stream stops decompression bombs, and the diffID of what was read is
-//! checked when the caller knows it.
+//! naming the entry. Ownership and device nodes are written only when running as root.
+//! Decompression bombs are stopped by limits on the uncompressed stream, on the bytes written to
+//! files (a GNU sparse entry can claim terabytes of holes in a few blocks), and on the number of
+//! entries; the diffID of what was read is checked when the caller knows it.
 //!
 //! A refused archive may leave a partly written target directory: callers extract into a fresh
 //! directory and keep it only on success (the store does so).
@@ -43,8 +44,12 @@ pub enum WhiteoutMode {
 pub struct ExtractOptions {
     /// What whiteouts do.
     pub whiteouts: WhiteoutMode,
-    /// Refuse archives whose uncompressed tar is larger than this many bytes.
+    /// Refuse archives whose uncompressed tar, or whose file contents together (sparse holes
+    /// included), are larger than this many bytes.
     pub max_uncompressed_size: u64,
+    /// Refuse archives with more entries than this (a PAX or GNU long-name header counts as part
+    /// of the entry it describes).
+    pub max_entries: u64,
     /// When known, the diffID the uncompressed tar must have.
     pub expected_diff_id: Option<Digest>,
 }
@@ -55,6 +60,9 @@ impl Default for ExtractOptions {
             whiteouts: WhiteoutMode::Apply,
             // Far above real layers, far below what a bomb would write.
             max_uncompressed_size: 64 << 30,
+            // Real layers hold up to a few hundred thousand files; a flood of tiny entries is a
+            // bomb of inodes rather than bytes.
+            max_entries: 4 << 20,
             expected_diff_id: None,
         }
     }
@@ -103,7 +111,11 @@ pub fn extract(
         exceeded: Rc::clone(&exceeded),
     };
     let mut archive = tar::Archive::new(counted);
-    let mut unpacker = unpack::Unpacker::new(target.to_path_buf(), options.whiteouts);
+    let mut unpacker = unpack::Unpacker::new(
+        target.to_path_buf(),
+        options.whiteouts,
+        options.max_uncompressed_size,
+    );
     let too_large = |e: ExtractError| {
         if exceeded.get() {
             ExtractError::TooLarge {
@@ -115,7 +127,12 @@ pub fn extract(
     };
     {
         let entries = archive.entries().map_err(ExtractError::Read)?;
-        for entry in entries {
+        for (count, entry) in (1u64..).zip(entries) {
+            if count > options.max_entries {
+                return Err(ExtractError::TooManyEntries {
+                    limit: options.max_entries,
+                });
+            }
             let mut entry = entry.map_err(ExtractError::Read).map_err(too_large)?;
             unpacker.entry(&mut entry).map_err(too_large)?;
         }

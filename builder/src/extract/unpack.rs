@@ -24,16 +24,23 @@ pub(crate) struct Unpacker {
     seen: HashMap<PathBuf, bool>,
     /// Directory mtimes, applied at the end because writing children changes them.
     dir_times: Vec<(PathBuf, i64)>,
+    /// File content bytes this archive may still write. Counted apart from the tar stream: the
+    /// holes of a GNU sparse entry cost a few header bytes yet are written out as zeros.
+    write_budget: u64,
+    /// The limit the budget started from, for the error.
+    write_limit: u64,
 }
 
 impl Unpacker {
-    pub(crate) fn new(root: PathBuf, mode: WhiteoutMode) -> Self {
+    pub(crate) fn new(root: PathBuf, mode: WhiteoutMode, max_written: u64) -> Self {
         Unpacker {
             root,
             mode,
             as_root: fs_meta::running_as_root(),
             seen: HashMap::new(),
             dir_times: Vec::new(),
+            write_budget: max_written,
+            write_limit: max_written,
         }
     }
 
@@ -163,6 +170,13 @@ impl Unpacker {
         };
         match kind {
             EntryType::Regular | EntryType::Continuous | EntryType::GNUSparse => {
+                // The size is the expanded one for sparse entries: refuse before writing.
+                self.write_budget =
+                    self.write_budget
+                        .checked_sub(entry.size())
+                        .ok_or(ExtractError::TooLarge {
+                            limit: self.write_limit,
+                        })?;
                 let mut file = OpenOptions::new()
                     .write(true)
                     .create_new(true)
@@ -370,7 +384,7 @@ impl Unpacker {
                     let marker = parent
                         .abs
                         .join(format!("{WHITEOUT_PREFIX}{}", deleted.to_string_lossy()));
-                    std::fs::write(&marker, b"").map_err(write_err)
+                    write_marker(&marker).map_err(write_err)
                 }
             }
         }
@@ -390,7 +404,7 @@ impl Unpacker {
             }
             WhiteoutMode::Overlay => {
                 let marker = parent.abs.join(OPAQUE_MARKER);
-                std::fs::write(&marker, b"").map_err(|e| write_err(&marker, e))
+                write_marker(&marker).map_err(|e| write_err(&marker, e))
             }
         }
     }
@@ -413,6 +427,19 @@ impl Unpacker {
         }
         Ok(())
     }
+}
+
+/// Writes an empty whiteout marker file, replacing whatever has its name. Never through a
+/// symlink: a marker name left as a symlink in the target (by whatever filled it before) would
+/// otherwise truncate the file it points at, wherever that is.
+fn write_marker(path: &Path) -> io::Result<()> {
+    remove_any(path)?;
+    OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map(drop)
 }
 
 fn remove_any(path: &Path) -> io::Result<()> {

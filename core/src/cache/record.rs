@@ -74,11 +74,29 @@ impl CacheRecord {
     /// base first: a `layers` result `k` is positions `0..=k`, a `chains` result is its list
     /// (spec section 3.4). Newest first is the caller's choice; this keeps wire order, `layers`
     /// results before `chains`.
+    ///
+    /// A `layers` result costs memory in proportion to its index, which a hostile cache sets at
+    /// will: callers that know the image's layer count use
+    /// [`CacheRecord::image_layer_lists_within`] instead.
     pub fn image_layer_lists(&self) -> Vec<(Vec<usize>, Timestamp)> {
+        self.image_layer_lists_within(usize::MAX)
+    }
+
+    /// [`CacheRecord::image_layer_lists`] for an image of `image_layers` layers: results naming
+    /// a position the image lacks are dropped, as the importer drops them (spec section 4.4),
+    /// before anything is allocated for them. A fuzz finding: an inline cache whose record
+    /// claimed `{"layer":907460742}` made the listing allocate gigabytes.
+    pub fn image_layer_lists_within(&self, image_layers: usize) -> Vec<(Vec<usize>, Timestamp)> {
         self.results
             .iter()
+            .filter(|r| r.layer < image_layers)
             .map(|r| ((0..=r.layer).collect(), r.created_at))
-            .chain(self.chains.iter().map(|c| (c.layers.clone(), c.created_at)))
+            .chain(
+                self.chains
+                    .iter()
+                    .filter(|c| c.layers.iter().all(|&l| l < image_layers))
+                    .map(|c| (c.layers.clone(), c.created_at)),
+            )
             .collect()
     }
 

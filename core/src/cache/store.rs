@@ -295,7 +295,7 @@ impl CacheStore {
     ) -> OriginId {
         self.import(label, graph, |_, record| {
             record
-                .image_layer_lists()
+                .image_layer_lists_within(image_layers.len())
                 .into_iter()
                 .filter_map(|(positions, created_at)| {
                     let layers: Option<Vec<Descriptor>> = positions
