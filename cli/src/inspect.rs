@@ -236,7 +236,7 @@ impl OriginReport {
                         .map(|res| (config.chain(res.layer), res.created_at))
                         .chain(r.chains.iter().map(|c| (c.layers.clone(), c.created_at)))
                         .collect(),
-                    _ => r.image_layer_lists(),
+                    _ => r.image_layer_lists_within(layers.len()),
                 };
                 let results = lists
                     .into_iter()

@@ -98,7 +98,7 @@ impl ImportedOrigin {
         };
         match &self.records {
             OriginRecords::Inline { layers, .. } => r
-                .image_layer_lists()
+                .image_layer_lists_within(layers.len())
                 .into_iter()
                 .filter_map(|(positions, created)| {
                     let list: Option<Vec<Descriptor>> =

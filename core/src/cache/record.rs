@@ -70,21 +70,13 @@ impl CacheRecord {
         self.inputs.is_empty()
     }
 
-    /// The results of a record read from an **inline** cache, as lists of image layer positions
-    /// base first: a `layers` result `k` is positions `0..=k`, a `chains` result is its list
-    /// (spec section 3.4). Newest first is the caller's choice; this keeps wire order, `layers`
-    /// results before `chains`.
+    /// The results of a record read from an **inline** cache for an image of `image_layers`
+    /// layers, as lists of image layer positions base first: a `layers` result `k` is positions
+    /// `0..=k`, a `chains` result is its list (spec section 3.4). Newest first is the caller's
+    /// choice; this keeps wire order, `layers` results before `chains`.
     ///
-    /// A `layers` result costs memory in proportion to its index, which a hostile cache sets at
-    /// will: callers that know the image's layer count use
-    /// [`CacheRecord::image_layer_lists_within`] instead.
-    pub fn image_layer_lists(&self) -> Vec<(Vec<usize>, Timestamp)> {
-        self.image_layer_lists_within(usize::MAX)
-    }
-
-    /// [`CacheRecord::image_layer_lists`] for an image of `image_layers` layers: results naming
-    /// a position the image lacks are dropped, as the importer drops them (spec section 4.4),
-    /// before anything is allocated for them. A fuzz finding: an inline cache whose record
+    /// Results naming a position the image lacks are dropped, as the importer drops them (spec
+    /// section 4.4), before anything is allocated for them. A fuzz finding: an inline cache whose record
     /// claimed `{"layer":907460742}` made the listing allocate gigabytes.
     pub fn image_layer_lists_within(&self, image_layers: usize) -> Vec<(Vec<usize>, Timestamp)> {
         self.results
@@ -476,7 +468,7 @@ mod tests {
             Err(CacheRecordError::LinkOutOfRange { record: 2, .. })
         ));
         assert_eq!(
-            g.records()[1].image_layer_lists(),
+            g.records()[1].image_layer_lists_within(usize::MAX),
             vec![
                 (vec![0, 1, 2], Timestamp::ZERO),
                 (vec![0, 3], Timestamp::ZERO)
