@@ -24,6 +24,9 @@ use crate::store::{Store, StoreError};
 /// The longest mount data the kernel takes (one page, NUL included).
 const MAX_MOUNT_DATA: usize = 4095;
 
+/// Whether overlayfs takes `volatile` here: 0 not yet known, 1 yes, 2 no (before Linux 5.10).
+static VOLATILE: std::sync::atomic::AtomicU8 = std::sync::atomic::AtomicU8::new(0);
+
 /// How to make the writable rootfs.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
@@ -245,21 +248,39 @@ fn mount_overlay(lowers: &[PathBuf], work: &Path) -> Result<ActiveSnapshot, Snap
         "lowerdir={},upperdir={upper_text},workdir={work_text},redirect_dir=off,metacopy=off",
         parts[..parts.len() - 2].join(":")
     );
-    if data.len() > MAX_MOUNT_DATA {
+    // `volatile` skips the sync of the whole upper filesystem that every unmount otherwise
+    // does (a step's files are written into a layer blob, which is synced, or adopted as a
+    // snapshot); a volatile upper is never mounted again, which is also inlay's rule.
+    let volatile = format!("{data},volatile");
+    let with_volatile = VOLATILE.load(std::sync::atomic::Ordering::Relaxed) != 2;
+    let first = if with_volatile { &volatile } else { &data };
+    if first.len() > MAX_MOUNT_DATA {
         return Err(unusable("too many lower layers for one mount call"));
     }
-    let data = std::ffi::CString::new(data).map_err(|_| unusable("a path holds a NUL byte"))?;
-    rustix::mount::mount(
-        "overlay",
-        &rootfs,
-        "overlay",
-        MountFlags::empty(),
-        data.as_c_str(),
-    )
-    .map_err(|e| SnapshotError::Mount {
-        target: rootfs.clone(),
-        source: e.into(),
-    })?;
+    let mount = |options: &str| {
+        let options =
+            std::ffi::CString::new(options).map_err(|_| unusable("a path holds a NUL byte"))?;
+        rustix::mount::mount(
+            "overlay",
+            &rootfs,
+            "overlay",
+            MountFlags::empty(),
+            options.as_c_str(),
+        )
+        .map_err(|e| SnapshotError::Mount {
+            target: rootfs.clone(),
+            source: e.into(),
+        })
+    };
+    match mount(first) {
+        Ok(()) if with_volatile => VOLATILE.store(1, std::sync::atomic::Ordering::Relaxed),
+        Ok(()) => {}
+        Err(_) if with_volatile && VOLATILE.load(std::sync::atomic::Ordering::Relaxed) == 0 => {
+            mount(&data)?;
+            VOLATILE.store(2, std::sync::atomic::Ordering::Relaxed);
+        }
+        Err(e) => return Err(e),
+    }
     Ok(ActiveSnapshot {
         rootfs,
         kind: Kind::Overlay {

@@ -168,6 +168,20 @@ fn mount_source(
         MountType::Bind => {
             let fs = usize::try_from(m.input).ok().and_then(|i| inputs.get(i));
             let root = match fs {
+                // A staged context may hard-link the user's files: a writable bind gets an
+                // overlay of it, whose writes are discarded as BuildKit discards them.
+                Some(Filesystem::Local(dir)) if !m.readonly => {
+                    let view_dir = work.join(format!("mount-{n}"));
+                    std::fs::create_dir(&view_dir).map_err(|e| io(&view_dir, e))?;
+                    let view = snapshot::prepare(
+                        &[dir.path().to_path_buf()],
+                        &view_dir,
+                        ctx.options.snapshot_mode,
+                    )?;
+                    let root = view.rootfs().to_path_buf();
+                    held.views.push(view);
+                    root
+                }
                 Some(Filesystem::Local(dir)) => dir.path().to_path_buf(),
                 Some(Filesystem::Layers(layers)) => {
                     let lowers = ctx.materialize(v, layers)?;

@@ -2,14 +2,14 @@
 //! the changes become the new layer.
 
 use std::collections::HashMap;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use inlay_core::op::{FileOp, VertexId};
 
 use super::exec::input_layers;
 use super::{Filesystem, SolveContext, SolveError};
 use crate::fileop;
-use crate::snapshot::{self, ActiveSnapshot};
+use crate::snapshot::{self, ActiveSnapshot, SnapshotChanges};
 
 pub(super) fn run_file_op(
     ctx: &SolveContext<'_, '_>,
@@ -82,12 +82,36 @@ pub(super) fn run_file_op(
     let bytes = layer.size;
     let mut layers = base;
     layers.push(layer);
+    if let SnapshotChanges::Overlay { upper, .. } = &changes {
+        adopt_upper(ctx.store, &layers, upper);
+    }
     let output = op
         .actions
         .last()
         .and_then(|a| u32::try_from(a.output).ok())
         .unwrap_or(0);
     Ok((vec![(output, Filesystem::Layers(layers))], bytes))
+}
+
+/// Keeps a finished overlay upperdir (the step's changes, already in overlay-lowerdir form:
+/// whiteouts as 0/0 devices, opaque directories marked) as the store's snapshot of `layers`'
+/// chain, as containerd's overlay snapshotter commits an active snapshot. The files are then
+/// neither deleted now nor extracted from the blob again when a later step needs them, which
+/// for a large COPY is most of its time (every unlink of a written file can wait on a discard).
+/// Best effort: when the store already has the snapshot or the rename fails, the upperdir is
+/// removed with the scratch directory as before.
+fn adopt_upper(store: &crate::store::Store, layers: &[crate::solver::LayerRef], upper: &Path) {
+    let diff_ids: Vec<_> = layers.iter().map(|l| l.diff_id.clone()).collect();
+    let Some(chain_id) = snapshot::chain_ids(&diff_ids).pop() else {
+        return;
+    };
+    let adopted = store.ensure_snapshot(&chain_id, |fs| -> std::io::Result<()> {
+        std::fs::remove_dir(fs)?;
+        std::fs::rename(upper, fs)
+    });
+    if let Err(e) = adopted {
+        tracing::debug!(error = %e, chain_id = %chain_id, "upperdir not adopted as a snapshot");
+    }
 }
 
 fn file_io(path: &std::path::Path, source: std::io::Error) -> SolveError {
