@@ -88,3 +88,16 @@ pub type ProgressSink = Arc<dyn Fn(ProgressEvent) + Send + Sync>;
 pub fn discard() -> ProgressSink {
     Arc::new(|_| {})
 }
+
+/// An error and every cause below it on one line, `: `-separated, as progress events, warnings
+/// and the CLI print them.
+pub fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut cause = error.source();
+    while let Some(c) = cause {
+        text.push_str(": ");
+        text.push_str(&c.to_string());
+        cause = c.source();
+    }
+    text
+}

@@ -44,22 +44,10 @@ pub fn run(flags: Flags) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(err) => {
-            eprintln!("ERROR: {}", error_chain(&err));
+            eprintln!("ERROR: {}", inlay_builder::progress::error_chain(&err));
             ExitCode::from(EXIT_BUILD_FAILED)
         }
     }
-}
-
-/// The error and its causes on one line.
-pub fn error_chain(err: &dyn std::error::Error) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 pub type Prepared = (build::BuildRequest, Mode, Option<tempfile::TempDir>);

@@ -55,7 +55,7 @@ pub fn run(mut flags: Flags, view: View) -> ExitCode {
     let report = match result {
         Ok(r) => r,
         Err(err) => {
-            eprintln!("ERROR: {}", crate::build::error_chain(&err));
+            eprintln!("ERROR: {}", inlay_builder::progress::error_chain(&err));
             return ExitCode::from(EXIT_ERROR);
         }
     };

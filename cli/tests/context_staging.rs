@@ -8,16 +8,17 @@ mod support;
 
 use std::os::unix::fs::MetadataExt;
 
-use support::{Registry, inlay_build, push_busybox};
+use support::{Fixture, inlay_build};
 
 #[test]
 fn a_writable_bind_of_the_context_never_writes_to_the_users_files() {
-    let registry = Registry::start();
-    let work = tempfile::tempdir().unwrap();
-    let root = work.path().join("store");
-    let base = push_busybox(&registry, &root);
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let Fixture {
+        registry: _registry,
+        work,
+        root,
+        base,
+        ctx,
+    } = Fixture::new();
     std::fs::write(ctx.join("a.txt"), "original\n").unwrap();
     std::fs::write(ctx.join("b.txt"), "someone else's\n").unwrap();
     std::os::unix::fs::chown(ctx.join("b.txt"), Some(1000), Some(1000)).unwrap();

@@ -19,7 +19,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harden::{assert_ok, assert_registry_storage_verifies, assert_store_consistent, build_quiet};
-use support::{Registry, push_busybox};
+use support::Fixture;
 
 const DEFAULT_ITERATIONS: usize = 10;
 const DEFAULT_SEED: u64 = 0x1a7_c0de;
@@ -110,12 +110,13 @@ fn builds_killed_at_random_moments_leave_a_store_the_next_build_uses() {
     let seed = env_or("INLAY_CRASH_SEED", DEFAULT_SEED);
     let mut rng = fastrand::Rng::with_seed(seed);
 
-    let registry = Registry::start();
-    let work = tempfile::tempdir().unwrap();
-    let root = work.path().join("store");
-    let base = push_busybox(&registry, &root);
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let Fixture {
+        registry,
+        work: _work,
+        root,
+        base,
+        ctx,
+    } = Fixture::new();
     std::fs::write(ctx.join("Dockerfile"), DOCKERFILE).unwrap();
     std::fs::write(ctx.join("blob.bin"), harden::noise(seed, 1 << 20)).unwrap();
     let lp = Loop {

@@ -7,7 +7,7 @@ mod support;
 
 use std::path::Path;
 
-use support::{Registry, inlay_build, push_busybox, steps};
+use support::{Fixture, inlay_build, steps};
 
 fn write(dir: &Path, name: &str, text: &str) {
     std::fs::write(dir.join(name), text).unwrap();
@@ -15,12 +15,13 @@ fn write(dir: &Path, name: &str, text: &str) {
 
 #[test]
 fn add_host_reaches_etc_hosts_and_only_its_name_reaches_the_key() {
-    let registry = Registry::start();
-    let work = tempfile::tempdir().unwrap();
-    let root = work.path().join("store");
-    let base = push_busybox(&registry, &root);
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let Fixture {
+        registry: _registry,
+        work,
+        root,
+        base,
+        ctx,
+    } = Fixture::new();
     write(
         &ctx,
         "Dockerfile",

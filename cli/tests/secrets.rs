@@ -20,7 +20,7 @@ use harden::{assert_ok, assert_registry_storage_verifies, assert_store_consisten
 use inlay_testkit::registry::{PASSWORD, Setup, TestRegistry, USER};
 use inlay_testkit::token::TokenServer;
 use scan::Needles;
-use support::{Registry, push_busybox};
+use support::Fixture;
 
 /// `inlay build` with `RUST_LOG=trace` and extra environment.
 fn traced_build(root: &Path, args: &[&str], env: &[(&str, &Path)]) -> Output {
@@ -56,12 +56,13 @@ RUN echo done > /done
 #[test]
 #[allow(clippy::too_many_lines)] // one scenario: three builds, then the scans
 fn a_build_secret_reaches_no_output_store_registry_or_log() {
-    let registry = Registry::start();
-    let work = tempfile::tempdir().unwrap();
-    let root = work.path().join("store");
-    let base = push_busybox(&registry, &root);
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let Fixture {
+        registry,
+        work,
+        root,
+        base,
+        ctx,
+    } = Fixture::new();
     std::fs::write(ctx.join("Dockerfile"), SECRET_DOCKERFILE).unwrap();
     let random = inlay_core::Digest::sha256_of(&harden::noise(fastrand::u64(..), 16));
     let secret = format!("inlay-secret-{}", &random.hex()[..32]);

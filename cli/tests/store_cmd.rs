@@ -12,7 +12,7 @@ use std::path::Path;
 use std::process::{Command, Output};
 
 use harden::{assert_ok, assert_store_consistent, build_quiet, store_verify};
-use support::{Registry, push_busybox};
+use support::Fixture;
 
 fn inlay(args: &[&str], root: &Path) -> Output {
     Command::new(harden::inlay_bin())
@@ -36,12 +36,13 @@ fn reclaimed(out: &Output) -> u64 {
 
 #[test]
 fn verify_lists_damage_and_prune_frees_space_the_next_build_does_not_miss() {
-    let registry = Registry::start();
-    let work = tempfile::tempdir().unwrap();
-    let root = work.path().join("store");
-    let base = push_busybox(&registry, &root);
-    let ctx = work.path().join("ctx");
-    std::fs::create_dir_all(&ctx).unwrap();
+    let Fixture {
+        registry: _registry,
+        work: _work,
+        root,
+        base,
+        ctx,
+    } = Fixture::new();
     std::fs::write(
         ctx.join("Dockerfile"),
         "ARG BASE\nFROM $BASE\nRUN --mount=type=cache,target=/c echo x > /c/x && echo y > /y\n",

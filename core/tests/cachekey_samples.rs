@@ -275,9 +275,8 @@ fn current_profile_reproduces_the_v024_inline_value() {
     assert_eq!(run.inputs[0].len(), 2);
 }
 
-#[test]
-fn both_profiles_export_into_one_value() {
-    // The same build keyed for both: old and new BuildKit find their own records.
+/// The samples' build lowered for v0.8 and for current BuildKit, and keyed for each.
+fn both_profiles() -> (Sample, Sample, KeyGraph, KeyGraph) {
     let old_graph = sample_graph(false, NetMode::Unset);
     let new_graph = sample_graph(true, NetMode::None);
     let old = key_graph(
@@ -292,6 +291,32 @@ fn both_profiles_export_into_one_value() {
         base_facts(V08, true),
         DATA_TXT_KEY,
     );
+    (old_graph, new_graph, old, new)
+}
+
+/// Both profiles, importing `exported` (a round trip through the wire form), hit the last step
+/// with the whole image.
+fn assert_both_profiles_hit(
+    exported: &RecordGraph,
+    layers: &[Descriptor],
+    profiles: [(&KeyGraph, &Sample); 2],
+) {
+    let round = RecordGraph::from_inline(&exported.to_inline()).unwrap();
+    for (keys, sample) in profiles {
+        let mut store = CacheStore::new();
+        store.import_inline("both", &round, layers);
+        let matches = store.match_keys(keys);
+        let hit = store
+            .best_result(matches.of(final_key(keys, sample.run_cat)))
+            .unwrap();
+        assert_eq!(hit.result.layers, layers);
+    }
+}
+
+#[test]
+fn both_profiles_export_into_one_value() {
+    // The same build keyed for both: old and new BuildKit find their own records.
+    let (old_graph, new_graph, old, new) = both_profiles();
     let (layers, _) = image_layers(V08);
     let steps = [
         old_graph.run_echo,
@@ -311,16 +336,7 @@ fn both_profiles_export_into_one_value() {
     // Shared: 2 image roots, the content key; per profile: 2 RUNs; COPY and WORKDIR differ only
     // through their links (the COPY links to a different RUN), so each profile has its own.
     assert_eq!(exported.len(), 3 + 4 + 4);
-    let round = RecordGraph::from_inline(&exported.to_inline()).unwrap();
-    for (keys, sample) in [(&old, &old_graph), (&new, &new_graph)] {
-        let mut store = CacheStore::new();
-        store.import_inline("both", &round, &layers);
-        let matches = store.match_keys(keys);
-        let hit = store
-            .best_result(matches.of(final_key(keys, sample.run_cat)))
-            .unwrap();
-        assert_eq!(hit.result.layers, layers);
-    }
+    assert_both_profiles_hit(&exported, &layers, [(&old, &old_graph), (&new, &new_graph)]);
 }
 
 #[test]
@@ -328,20 +344,7 @@ fn with_both_profiles_v08_sees_one_record_per_result() {
     // BuildKit v0.8 indexes imported results by their layers and fails to load a step when it
     // picks the other profile's record ("failed to load deleted cache"); the other profile's
     // results go in `chains`, which v0.8 does not read.
-    let old_graph = sample_graph(false, NetMode::Unset);
-    let new_graph = sample_graph(true, NetMode::None);
-    let old = key_graph(
-        &old_graph,
-        KeyProfile::BuildkitV08,
-        base_facts(V08, true),
-        DATA_TXT_KEY,
-    );
-    let new = key_graph(
-        &new_graph,
-        KeyProfile::BuildkitCurrent,
-        base_facts(V08, true),
-        DATA_TXT_KEY,
-    );
+    let (old_graph, new_graph, old, new) = both_profiles();
     let (layers, _) = image_layers(V08);
     let steps = [
         old_graph.run_echo,
@@ -375,16 +378,7 @@ fn with_both_profiles_v08_sees_one_record_per_result() {
     assert_eq!(visible, 4, "every v0.8 step keeps its result");
     assert!(exported.records().iter().any(|r| !r.chains.is_empty()));
     // Both profiles still hit every step, the current one through `chains`.
-    let round = RecordGraph::from_inline(&exported.to_inline()).unwrap();
-    for (keys, sample) in [(&old, &old_graph), (&new, &new_graph)] {
-        let mut store = CacheStore::new();
-        store.import_inline("both", &round, &layers);
-        let matches = store.match_keys(keys);
-        let hit = store
-            .best_result(matches.of(final_key(keys, sample.run_cat)))
-            .unwrap();
-        assert_eq!(hit.result.layers, layers);
-    }
+    assert_both_profiles_hit(&exported, &layers, [(&old, &old_graph), (&new, &new_graph)]);
     // Exported natively, the two profiles' records do share results.
     let native = export_chain(
         &layers,

@@ -537,7 +537,7 @@ pub fn run(request: &BuildRequest, progress: &ProgressSink) -> Result<BuildRepor
                 };
                 report.warnings.push(format!(
                     "cache: imported layer {digest} was wrong when pulled; solving again without it ({})",
-                    one_line(&e)
+                    crate::progress::error_chain(&e)
                 ));
             }
             Err(e) => return Err(e),
@@ -603,18 +603,6 @@ fn suspect_layer(error: &BuildError) -> Option<Digest> {
         BuildError::Solve(e) => of_solve(e),
         _ => None,
     }
-}
-
-/// An error and its causes on one line.
-fn one_line(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut cause = error.source();
-    while let Some(e) = cause {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        cause = e.source();
-    }
-    text
 }
 
 /// Solves the plan's graph with `cache` (the local store first, then the imported records);

@@ -418,7 +418,7 @@ impl SolveContext<'_, '_> {
             Err(e) => {
                 self.emit(ProgressEvent::Failed {
                     vertex: v,
-                    error: render_error(&e),
+                    error: crate::progress::error_chain(&e),
                 });
                 Err(SolveError::Vertex {
                     vertex: v,
@@ -644,18 +644,6 @@ fn poisoned<T>(_: T) -> SolveError {
     SolveError::Internal {
         reason: "a worker panicked while holding shared solve state".to_owned(),
     }
-}
-
-/// The error and its causes on one line each, for progress events.
-fn render_error(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 /// `COPY --link`'s merge: the inputs' layer chains one after the other.

@@ -135,7 +135,7 @@ impl Store {
         }
         report.abandoned_temp = abandoned.temp;
         if let Err(e) = self.index() {
-            report.index_error = Some(error_chain(&e));
+            report.index_error = Some(crate::progress::error_chain(&e));
         }
         Ok(report)
     }
@@ -274,17 +274,6 @@ fn tree_size(path: &Path) -> u64 {
         .flatten()
         .map(|e| tree_size(&e.path()))
         .sum()
-}
-
-fn error_chain(e: &(dyn std::error::Error + 'static)) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(": ");
-        out.push_str(&c.to_string());
-        cause = c.source();
-    }
-    out
 }
 
 #[cfg(test)]

@@ -93,3 +93,37 @@ pub fn image_digest(metadata: &Path) -> String {
         serde_json::from_slice(&std::fs::read(metadata).unwrap()).unwrap();
     value["containerimage.digest"].as_str().unwrap().to_owned()
 }
+
+/// What most end-to-end tests start from: a registry holding the busybox base, a scratch
+/// directory with a store in it, and an empty context directory.
+pub struct Fixture {
+    /// The registry (killed on drop).
+    pub registry: Registry,
+    /// The scratch directory (removed on drop).
+    pub work: tempfile::TempDir,
+    /// `<work>/store`, where the base was built.
+    pub root: PathBuf,
+    /// The base image's name in the registry.
+    pub base: String,
+    /// `<work>/ctx`, created empty.
+    pub ctx: PathBuf,
+}
+
+impl Fixture {
+    /// Starts the registry, builds and pushes the base, makes the context directory.
+    pub fn new() -> Fixture {
+        let registry = Registry::start();
+        let work = tempfile::tempdir().unwrap();
+        let root = work.path().join("store");
+        let base = push_busybox(&registry, &root);
+        let ctx = work.path().join("ctx");
+        std::fs::create_dir_all(&ctx).unwrap();
+        Fixture {
+            registry,
+            work,
+            root,
+            base,
+            ctx,
+        }
+    }
+}
