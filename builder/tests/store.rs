@@ -114,6 +114,55 @@ fn threads_writing_one_blob_and_preparing_one_snapshot_all_succeed() {
     assert!(store.verify().unwrap().is_ok());
 }
 
+#[test]
+fn threads_pulling_one_blob_fetch_it_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(dir.path()).unwrap();
+    let content = vec![7u8; 300_000];
+    let digest = Digest::sha256_of(&content);
+    let fetches = Arc::new(AtomicUsize::new(0));
+    let handles: Vec<_> = (0..6)
+        .map(|_| {
+            let (store, content, digest, fetches) = (
+                store.clone(),
+                content.clone(),
+                digest.clone(),
+                Arc::clone(&fetches),
+            );
+            std::thread::spawn(move || {
+                store
+                    .ensure_blob(&digest, || -> Result<(), StoreError> {
+                        fetches.fetch_add(1, Ordering::SeqCst);
+                        std::thread::sleep(std::time::Duration::from_millis(50));
+                        store.put_blob(&content, Some(&digest)).map(drop)
+                    })
+                    .unwrap()
+            })
+        })
+        .collect();
+    let reported: usize = handles
+        .into_iter()
+        .map(|h| usize::from(h.join().unwrap()))
+        .sum();
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "fetched once");
+    assert_eq!(reported, 1, "one caller reports the fetch");
+    assert!(store.has_blob(&digest));
+    // A failed fetch stores nothing and leaves the next caller free to try again.
+    let other = Digest::sha256_of(b"other");
+    let failed = store.ensure_blob(&other, || {
+        Err(StoreError::DigestMismatch {
+            expected: other.clone(),
+            actual: digest.clone(),
+        })
+    });
+    assert!(failed.is_err());
+    assert!(
+        store
+            .ensure_blob(&other, || store.put_blob(b"other", Some(&other)).map(drop))
+            .unwrap()
+    );
+}
+
 /// The body the child processes of the next test run.
 #[test]
 #[ignore = "run as a child process by processes_share_the_store"]
@@ -124,7 +173,16 @@ fn store_child_process() {
     let store = Store::open(root).unwrap();
     let content = vec![9u8; 2_000_000];
     let digest = Digest::sha256_of(&content);
-    store.put_blob(&content, Some(&digest)).unwrap();
+    let pulls_dir = Path::new(store.root()).join("pulls");
+    store
+        .ensure_blob(&digest, || -> Result<(), StoreError> {
+            std::fs::create_dir_all(&pulls_dir).unwrap();
+            std::fs::write(pulls_dir.join(std::process::id().to_string()), b"").unwrap();
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            store.put_blob(&content, Some(&digest)).map(drop)
+        })
+        .unwrap();
+    assert!(store.has_blob(&digest));
     let chain_id = Digest::sha256_of(b"shared chain");
     let marker_dir = Path::new(store.root()).join("populations");
     let fs = store
@@ -161,6 +219,8 @@ fn processes_share_the_store() {
         .unwrap()
         .count();
     assert_eq!(populations, 1, "only one process filled the snapshot");
+    let pulls = std::fs::read_dir(dir.path().join("pulls")).unwrap().count();
+    assert_eq!(pulls, 1, "only one process fetched the blob");
     assert!(store.verify().unwrap().is_ok());
 }
 

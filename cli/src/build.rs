@@ -136,8 +136,8 @@ pub fn to_request(flags: Flags) -> Result<Prepared> {
                 push,
                 oci: oci_mediatypes.unwrap_or(false),
             },
-            Output::Oci { dest } => BuildOutput::Oci { dest },
-            Output::Docker { dest } => BuildOutput::Docker { dest },
+            Output::Oci { dest, names } => BuildOutput::Oci { dest, names },
+            Output::Docker { dest, names } => BuildOutput::Docker { dest, names },
             Output::Local { dest } => BuildOutput::Local { dest },
         })
         .collect();

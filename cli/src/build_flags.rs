@@ -148,9 +148,13 @@ impl BuildFlags {
                 "--load needs a Docker daemon; use --output type=docker,dest=FILE.tar and `docker load`"
             );
         }
-        // `-t` names every image output that has no name of its own, as buildx does.
+        // `-t` names every image, oci and docker output that has no name of its own, as buildx
+        // does (so `docker load` of the archive tags the image).
         for output in &mut outputs {
-            if let Output::Image { names, .. } = output {
+            if let Output::Image { names, .. }
+            | Output::Oci { names, .. }
+            | Output::Docker { names, .. } = output
+            {
                 if names.is_empty() {
                     names.clone_from(&self.tags);
                 }

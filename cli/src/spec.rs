@@ -175,15 +175,19 @@ pub enum Output {
         /// Use OCI media types.
         oci_mediatypes: Option<bool>,
     },
-    /// `type=oci,dest=DIR|FILE.tar`.
+    /// `type=oci,dest=DIR|FILE.tar[,name=REF]`.
     Oci {
         /// Destination directory (OCI layout) or tarball.
         dest: PathBuf,
+        /// Names for `index.json` (`-t` when none is given).
+        names: Vec<String>,
     },
-    /// `type=docker,dest=FILE.tar` for `docker load`.
+    /// `type=docker,dest=FILE.tar[,name=REF]` for `docker load`.
     Docker {
         /// Destination tarball.
         dest: PathBuf,
+        /// Names `docker load` tags the image with (`-t` when none is given).
+        names: Vec<String>,
     },
     /// `type=local,dest=DIR`: the final filesystem.
     Local {
@@ -208,17 +212,19 @@ impl Output {
                 .map(PathBuf::from)
                 .ok_or_else(|| error(FLAG, value, "this output type needs dest=PATH"))
         };
+        // `name=` of an image, oci or docker output. Several names are separated by `+` or `;`
+        // (buildx takes commas inside a quoted CSV field; a bare comma separates fields here).
+        let names: Vec<String> = map
+            .get("name")
+            .map(|n| {
+                n.split(['+', ';'])
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default();
         match map.get("type").map(String::as_str) {
             Some(kind @ ("image" | "registry")) => {
-                let names: Vec<String> = map
-                    .get("name")
-                    .map(|n| {
-                        n.split(['+', ';'])
-                            .filter(|s| !s.is_empty())
-                            .map(str::to_owned)
-                            .collect()
-                    })
-                    .unwrap_or_default();
                 let push = match map.get("push") {
                     Some(p) => truthy(FLAG, value, p)?,
                     None => kind == "registry",
@@ -233,8 +239,14 @@ impl Output {
                     oci_mediatypes,
                 })
             }
-            Some("oci") => Ok(Output::Oci { dest: dest()? }),
-            Some("docker") => Ok(Output::Docker { dest: dest()? }),
+            Some("oci") => Ok(Output::Oci {
+                dest: dest()?,
+                names,
+            }),
+            Some("docker") => Ok(Output::Docker {
+                dest: dest()?,
+                names,
+            }),
             Some("local") => Ok(Output::Local { dest: dest()? }),
             Some(other) => Err(error(
                 FLAG,
@@ -387,7 +399,22 @@ mod tests {
         assert_eq!(
             Output::parse("type=docker,dest=out.tar").unwrap(),
             Output::Docker {
-                dest: "out.tar".into()
+                dest: "out.tar".into(),
+                names: vec![],
+            }
+        );
+        assert_eq!(
+            Output::parse("type=docker,dest=out.tar,name=a/b:c").unwrap(),
+            Output::Docker {
+                dest: "out.tar".into(),
+                names: vec!["a/b:c".into()],
+            }
+        );
+        assert_eq!(
+            Output::parse("type=oci,dest=out.tar,name=a/b:1+a/b:2").unwrap(),
+            Output::Oci {
+                dest: "out.tar".into(),
+                names: vec!["a/b:1".into(), "a/b:2".into()],
             }
         );
         assert_eq!(

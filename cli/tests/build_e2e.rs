@@ -192,3 +192,137 @@ fn dockerfile_mistakes_name_the_place_and_exit_1() {
     let usage = inlay_build(&work.path().join("store"), &["--push", "."]);
     assert_eq!(usage.status.code(), Some(2));
 }
+
+/// `tar -xOf ARCHIVE MEMBER`, parsed as JSON.
+#[allow(clippy::unwrap_used)] // test code: a failed unwrap is a failed test
+fn archive_json(archive: &Path, member: &str) -> serde_json::Value {
+    let out = std::process::Command::new("tar")
+        .arg("-xOf")
+        .arg(archive)
+        .arg(member)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{member} in {}", archive.display());
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn tags_and_output_names_name_the_archives() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let root = work.path().join("store");
+    let base = push_busybox(&registry, &root);
+    let docker = work.path().join("docker.tar");
+    let oci = work.path().join("oci.tar");
+    let named = work.path().join("named.tar");
+    let tag = format!("{}/hello:v1", registry.host());
+    let other = format!("{}/other:v2", registry.host());
+    let out = inlay_build(
+        &root,
+        &[
+            "--build-arg",
+            &format!("BASE={base}"),
+            "-t",
+            &tag,
+            "--output",
+            &format!("type=docker,dest={}", docker.display()),
+            "--output",
+            &format!("type=oci,dest={}", oci.display()),
+            "--output",
+            &format!("type=docker,dest={},name={other}", named.display()),
+            examples().join("hello").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    // `docker load` tags the image with `RepoTags` (buildx names the archive from `-t`).
+    let manifest = archive_json(&docker, "manifest.json");
+    assert_eq!(manifest[0]["RepoTags"], serde_json::json!([tag]));
+    // `name=` wins over `-t`.
+    let manifest = archive_json(&named, "manifest.json");
+    assert_eq!(manifest[0]["RepoTags"], serde_json::json!([other]));
+    // The OCI layout names it the way containerd's exporter (BuildKit's) does.
+    let index = archive_json(&oci, "index.json");
+    let annotations = &index["manifests"][0]["annotations"];
+    assert_eq!(annotations["io.containerd.image.name"], tag.as_str());
+    assert_eq!(annotations["org.opencontainers.image.ref.name"], "v1");
+}
+
+#[test]
+fn two_stages_on_one_base_pull_its_layer_once() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = push_busybox(&registry, &work.path().join("pusher"));
+    let layers = registry.layer_digests();
+    assert_eq!(layers.len(), 1, "busybox is one layer");
+    let layer = &layers[0];
+    // A fresh store: both stages of `hello` need the base's files, at the same time.
+    let root = work.path().join("store");
+    let before = registry.layer_downloads();
+    let out = inlay_build(
+        &root,
+        &[
+            "--build-arg",
+            &format!("BASE={base}"),
+            "--output",
+            &format!("type=docker,dest={}", work.path().join("img.tar").display()),
+            "--output",
+            &format!("type=local,dest={}", work.path().join("rootfs").display()),
+            examples().join("hello").to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(registry.layer_downloads() - before, 1, "one download");
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        text.matches(&format!("pulling {layer}")).count(),
+        1,
+        "one pulling line"
+    );
+    let size = std::fs::metadata(root.join("blobs/sha256").join(&layer["sha256:".len()..]))
+        .unwrap()
+        .len();
+    assert!(
+        text.contains(&format!("{size} bytes pulled")),
+        "the layer's {size} bytes counted once"
+    );
+}
+
+#[test]
+fn archives_and_a_local_output_of_an_unextracted_base_pull_it_once() {
+    let registry = Registry::start();
+    let work = tempfile::tempdir().unwrap();
+    let base = push_busybox(&registry, &work.path().join("pusher"));
+    // No step needs the base's files: only the outputs read its layer.
+    let ctx = work.path().join("ctx");
+    std::fs::create_dir_all(&ctx).unwrap();
+    std::fs::write(ctx.join("Dockerfile"), format!("FROM {base}\nENV X=1\n")).unwrap();
+    let root = work.path().join("store");
+    let before = registry.layer_downloads();
+    let out = inlay_build(
+        &root,
+        &[
+            "--output",
+            &format!("type=oci,dest={}", work.path().join("oci.tar").display()),
+            "--output",
+            &format!(
+                "type=docker,dest={}",
+                work.path().join("docker.tar").display()
+            ),
+            "--output",
+            &format!("type=local,dest={}", work.path().join("rootfs").display()),
+            ctx.to_str().unwrap(),
+        ],
+    );
+    assert!(out.status.success());
+    assert_eq!(registry.layer_downloads() - before, 1, "one download");
+    assert!(work.path().join("rootfs/bin/sh").exists());
+    let layer = &registry.layer_digests()[0];
+    let size = std::fs::metadata(root.join("blobs/sha256").join(&layer["sha256:".len()..]))
+        .unwrap()
+        .len();
+    let text = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        text.contains(&format!("{size} bytes pulled")),
+        "the layer's {size} bytes counted once"
+    );
+}

@@ -81,11 +81,15 @@ pub enum BuildOutput {
     Oci {
         /// The tar file.
         dest: PathBuf,
+        /// The names in its `index.json` (empty: those of the `Image` outputs).
+        names: Vec<String>,
     },
     /// `type=docker,dest=...` (a tar for `docker load`).
     Docker {
         /// The tar file.
         dest: PathBuf,
+        /// The names `docker load` tags it with (empty: those of the `Image` outputs).
+        names: Vec<String>,
     },
     /// `type=local,dest=...`: the final filesystem unpacked.
     Local {

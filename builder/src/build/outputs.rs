@@ -11,7 +11,7 @@ use inlay_exporter_inline::{
 use super::cache_export::stage_artifacts;
 use super::{BuildError, BuildOutput, BuildReport, BuildRequest, Image, Prepared, Session, output};
 use crate::progress::ProgressSink;
-use crate::solver::{LayerRef, SolveOutcome};
+use crate::solver::{LayerRef, SolveError, SolveOutcome};
 use crate::source::ImageSource;
 use crate::store::Store;
 
@@ -36,7 +36,19 @@ pub(super) fn send(
     let built = &image.built;
     let created_at = image.created_at;
     let kept: Vec<&LayerRef> = image.kept.iter().collect();
-    let blobs = blob_map(request, store, outcome, image);
+    // Archives and `type=local` read every layer: fetch the ones the store lacks (lazy cache
+    // hits, layers no step extracted) once, into the store, so that two such outputs never
+    // download a blob twice.
+    if request
+        .outputs
+        .iter()
+        .any(|o| !matches!(o, BuildOutput::Image { .. }))
+    {
+        report.bytes_pulled += pull_missing(store, images.as_ref(), &kept)?;
+    }
+    let blobs = blob_map(request, store, outcome, image, true);
+    // An archive reads the store's copy even of a layer its push target could mount.
+    let archive_blobs = blob_map(request, store, outcome, image, false);
     let spool = store.scratch_dir().map_err(output("spool directory"))?;
     let push_options = PushOptions {
         spool_dir: Some(spool.path().to_path_buf()),
@@ -86,29 +98,20 @@ pub(super) fn send(
                     }
                 }
             }
-            BuildOutput::Oci { dest } | BuildOutput::Docker { dest } => {
+            BuildOutput::Oci { dest, names: own } | BuildOutput::Docker { dest, names: own } => {
                 let format = if matches!(out, BuildOutput::Oci { .. }) {
                     ArchiveFormat::Oci
                 } else {
                     ArchiveFormat::Docker
                 };
-                let archive_names = request
-                    .outputs
-                    .iter()
-                    .filter_map(|o| match o {
-                        BuildOutput::Image { names, .. } => Some(names),
-                        _ => None,
-                    })
-                    .flatten()
-                    .filter_map(|n| Reference::parse(n).ok())
-                    .collect::<Vec<_>>();
+                let archive_names = archive_names(request, own)?;
                 let written = tokio
                     .block_on(write_archive(
                         built,
                         &archive_names,
                         format,
                         &ArchiveDestination::Tar(dest.clone()),
-                        &blobs,
+                        &archive_blobs,
                         Some(client),
                         Some(spool.path()),
                     ))
@@ -116,7 +119,7 @@ pub(super) fn send(
                 report.bytes_pulled += written.bytes_fetched;
             }
             BuildOutput::Local { dest } => {
-                unpack(store, images.as_ref(), &kept, dest, progress)?;
+                unpack(store, &kept, dest, progress)?;
             }
         }
     }
@@ -124,14 +127,65 @@ pub(super) fn send(
     Ok(())
 }
 
-/// Where each blob of the image can be read from: a layer that already lives in a push
-/// target's registry is mounted there rather than uploaded; else the store's file; else the
-/// registry it was imported from (lazy hits).
+/// The names of an archive: its own (`name=`, or `-t`), else those of the image outputs.
+fn archive_names(request: &BuildRequest, own: &[String]) -> Result<Vec<Reference>, BuildError> {
+    let names: Vec<&String> = if own.is_empty() {
+        request
+            .outputs
+            .iter()
+            .filter_map(|o| match o {
+                BuildOutput::Image { names, .. } => Some(names),
+                _ => None,
+            })
+            .flatten()
+            .collect()
+    } else {
+        own.iter().collect()
+    };
+    names
+        .into_iter()
+        .map(|n| Reference::parse(n))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(output("image name"))
+}
+
+/// Puts every layer in `layers` that the store lacks into it, each once (see
+/// [`Store::ensure_blob`]); returns the bytes downloaded.
+fn pull_missing(
+    store: &Store,
+    images: &dyn ImageSource,
+    layers: &[&LayerRef],
+) -> Result<u64, BuildError> {
+    let mut pulled = 0;
+    for layer in layers {
+        let fetched = store
+            .ensure_blob(&layer.digest, || {
+                let origin = layer
+                    .origin
+                    .as_deref()
+                    .ok_or_else(|| SolveError::MissingBlob {
+                        digest: layer.digest.clone(),
+                    })?;
+                images.pull_blob(origin, &layer.descriptor(), store)?;
+                Ok::<_, SolveError>(())
+            })
+            .map_err(output(format!("pulling {}", layer.digest)))?;
+        if fetched {
+            pulled += layer.size;
+        }
+    }
+    Ok(pulled)
+}
+
+/// Where each blob of the image can be read from: with `mount`, a layer that already lives in
+/// a push target's registry is mounted there rather than uploaded; else the store's file; else
+/// the registry it was imported from (lazy hits).
 fn blob_map(
     request: &BuildRequest,
     store: &Store,
     outcome: &SolveOutcome,
     image: &Image,
+    mount: bool,
 ) -> BlobMap {
     let built = &image.built;
     let mut blobs = BlobMap::new();
@@ -163,7 +217,7 @@ fn blob_map(
             .origin
             .as_deref()
             .and_then(|o| Reference::parse(o).ok());
-        if let Some(origin) = origin.filter(|o| push_registries.contains(o.registry())) {
+        if let Some(origin) = origin.filter(|o| mount && push_registries.contains(o.registry())) {
             blobs.insert(layer.digest.clone(), BlobLocation::Registry(origin));
             continue;
         }
@@ -184,22 +238,16 @@ fn blob_map(
     blobs
 }
 
-/// Unpacks the final layers into `dest` (`type=local`).
+/// Unpacks the final layers, already in the store ([`pull_missing`]), into `dest`
+/// (`type=local`).
 fn unpack(
     store: &Store,
-    images: &dyn ImageSource,
     layers: &[&LayerRef],
     dest: &Path,
     progress: &ProgressSink,
 ) -> Result<(), BuildError> {
     let _ = progress;
     for layer in layers {
-        if !store.has_blob(&layer.digest) {
-            let origin = layer.origin.clone().unwrap_or_default();
-            images
-                .pull_blob(&origin, &layer.descriptor(), store)
-                .map_err(output(format!("pulling {}", layer.digest)))?;
-        }
         let blob = store
             .open_blob(&layer.digest)
             .map_err(output(format!("opening {}", layer.digest)))?;

@@ -591,7 +591,10 @@ impl SolveContext<'_, '_> {
                 dirs.push(done);
                 continue;
             }
-            if !self.store.has_blob(&layer.digest) {
+            // Two stages on one base pull its layers concurrently: the blob's lock makes one
+            // of them download (and report it, so its bytes count once); the other waits and
+            // reuses the stored blob.
+            let fetched = self.store.ensure_blob(&layer.digest, || {
                 let (Some(origin), Some(images)) = (&layer.origin, &self.request.images) else {
                     return Err(SolveError::MissingBlob {
                         digest: layer.digest.clone(),
@@ -605,6 +608,9 @@ impl SolveContext<'_, '_> {
                 self.clock.time(Phase::Pull, || {
                     images.pull_blob(origin, &layer.descriptor(), self.store)
                 })?;
+                Ok(())
+            })?;
+            if fetched {
                 self.pulled
                     .lock()
                     .map_err(poisoned)?

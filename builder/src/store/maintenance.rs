@@ -141,8 +141,8 @@ impl Store {
     }
 
     /// Frees space: blobs and snapshots nothing refers to (with `all`, nothing but pins),
-    /// partial snapshots, temporary leftovers, lock files of removed snapshots, and (by policy)
-    /// cache mounts. Waits until no other process has the store open, and holds new ones off
+    /// partial snapshots, temporary leftovers, lock files of removed snapshots and blobs, and
+    /// (by policy) cache mounts. Waits until no other process has the store open, and holds new ones off
     /// meanwhile.
     pub fn prune(&self, policy: PrunePolicy) -> Result<PruneReport, StoreError> {
         let sessions_path = self.root.join("locks/sessions.lock");
@@ -162,6 +162,7 @@ impl Store {
             if !blobs_kept.contains(&name) {
                 report.bytes_freed += tree_size(&path);
                 remove_tree(&path)?;
+                remove_tree(&self.root.join("locks").join(format!("blob-{name}.lock")))?;
                 report.blobs += 1;
             }
         }

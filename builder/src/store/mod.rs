@@ -9,7 +9,8 @@
 //! snapshots/<hex>/complete    written last: a snapshot without it is partial and redone
 //! cache-mounts/<hex>/         RUN --mount=type=cache directories, by the SHA-256 of their id
 //! index.json                  pins and whatever later components keep there
-//! locks/                      flock files: the whole store, the index, one per snapshot
+//! locks/                      flock files: the whole store, the index, one per snapshot and
+//!                             one per blob being pulled
 //! tmp/session-<random>/       one per process with the store open: its temporary files and
 //!                             scratch directories, on the same filesystem
 //! ```
@@ -19,7 +20,8 @@
 //! shared, so a prune waits for running builds. Crash safety: a process killed at any point
 //! leaves only a session directory and perhaps a partial snapshot behind, both recognisable by
 //! their free locks and removed by the next [`Store::open`] (see `session`). Two processes preparing the same snapshot serialise on
-//! its own lock; the second finds it complete. Blobs are renamed into place, so a reader sees a
+//! its own lock; the second finds it complete. Pulls of one blob serialise the same way
+//! ([`Store::ensure_blob`]): it is downloaded once. Blobs are renamed into place, so a reader sees a
 //! whole blob or none.
 
 mod blob;
@@ -155,6 +157,40 @@ impl Store {
     /// Starts writing a blob; see [`BlobWriter::commit`].
     pub fn blob_writer(&self) -> Result<BlobWriter, StoreError> {
         BlobWriter::new(self)
+    }
+
+    /// Runs `fetch` (which should put blob `digest` into the store) unless the store has the
+    /// blob, holding the blob's own lock (`locks/blob-<hex>.lock`) meanwhile. Concurrent
+    /// callers for one digest, threads of this process (each takes its own `flock`, and
+    /// `flock`s on separate opens exclude each other) or other processes, so wait for each
+    /// other: one downloads, the rest find the blob stored and reuse it. Returns whether
+    /// `fetch` ran, so that its bytes are counted once.
+    pub fn ensure_blob<E>(
+        &self,
+        digest: &Digest,
+        fetch: impl FnOnce() -> Result<(), E>,
+    ) -> Result<bool, E>
+    where
+        E: From<StoreError>,
+    {
+        if self.has_blob(digest) {
+            return Ok(false);
+        }
+        let path = self.blob_path(digest)?;
+        let lock_path = self.blob_lock_path(digest);
+        let _own = lock::lock(&lock_path, true)?;
+        if path.is_file() {
+            return Ok(false);
+        }
+        fetch()?;
+        Ok(true)
+    }
+
+    /// The lock file [`Store::ensure_blob`] holds while it fetches `digest`.
+    fn blob_lock_path(&self, digest: &Digest) -> PathBuf {
+        self.root
+            .join("locks")
+            .join(format!("blob-{}.lock", digest.hex()))
     }
 
     /// Stores `bytes`, refusing them when `expected` is given and differs.

@@ -230,13 +230,7 @@ pub fn run_all(inlay: &Path, engine: &Engine, base: &str, root: &Path, out: &Pat
             let what = format!("{} ({})", example.name, route.describe());
             let started = Instant::now();
             let result = check(inlay, engine, base, root, out, example, route)
-                .map(|note| {
-                    let took = started.elapsed().as_secs_f64();
-                    match note {
-                        None => format!("ok in {took:.1}s"),
-                        Some(note) => format!("ok in {took:.1}s ({note})"),
-                    }
-                })
+                .map(|()| format!("ok in {:.1}s", started.elapsed().as_secs_f64()))
                 .map_err(|e| format!("{e:#}"));
             eprintln!(
                 "xtask: interop {what}: {}",
@@ -260,12 +254,8 @@ pub fn report(results: &Results) -> Result<()> {
         .filter(|(_, r)| r.is_err())
         .map(|(what, _)| what.as_str())
         .collect();
-    let known = results
-        .iter()
-        .filter(|(_, r)| r.as_ref().is_ok_and(|t| t.contains("KNOWN BUG")))
-        .count();
     println!(
-        "  interop (inlay's images in docker 20.10: load, pull, run, inspect): {} of {} passed ({known} with a KNOWN BUG noted above){}",
+        "  interop (inlay's images in docker 20.10: load, pull, run, inspect): {} of {} passed{}",
         results.len() - failed.len(),
         results.len(),
         if failed.is_empty() {
@@ -312,8 +302,7 @@ pub fn standalone(root: &Path, keep: bool) -> Result<()> {
     report(&results)
 }
 
-/// One example, one route: build, hand to docker, run, inspect, clean up. `Ok` may carry a
-/// note on a known problem that did not stop the checks.
+/// One example, one route: build, hand to docker, run, inspect, clean up.
 fn check(
     inlay: &Path,
     engine: &Engine,
@@ -322,7 +311,7 @@ fn check(
     out: &Path,
     example: &Example,
     route: Route,
-) -> Result<Option<String>> {
+) -> Result<()> {
     let dir = root.join("examples").join(example.name);
     let route_name = match route {
         Route::Load => "load",
@@ -359,7 +348,6 @@ fn check(
     let _ = std::fs::remove_dir_all(&store);
     built?;
 
-    let mut note = None;
     match route {
         Route::Load => {
             let loaded = engine::run(
@@ -370,22 +358,10 @@ fn check(
                     .arg("--input")
                     .arg(out.join("image.tar")),
             )?;
+            // `-t` names the archive (`RepoTags`), as buildx does: docker loads it by name.
             let said = String::from_utf8_lossy(&loaded.stdout);
             if !said.contains(&format!("Loaded image: {image}")) {
-                // KNOWN INLAY BUG: `-t` does not name a `type=docker` archive (its
-                // `manifest.json` has `"RepoTags":[]`, buildx names it), so docker loads the
-                // image by ID only. Tag it by that ID and say so; the rest is still checked.
-                let Some(id) = said
-                    .lines()
-                    .find_map(|l| l.trim().strip_prefix("Loaded image ID: "))
-                else {
-                    bail!("docker load reported no image; it said:\n{said}");
-                };
-                engine::run("docker tag", engine.docker().args(["tag", id, &image]))?;
-                note = Some(format!(
-                    "KNOWN BUG: the archive has no RepoTags (-t {image} ignored by type=docker); \
-                     docker loaded it as {id}, tagged by hand"
-                ));
+                bail!("docker load did not name the image {image} (from -t); it said:\n{said}");
             }
         }
         Route::Pull => {
@@ -402,7 +378,7 @@ fn check(
         // Put the base back for whatever runs next on this engine.
         let _ = engine.docker().args(["pull", base]).output();
     }
-    checked.map(|()| note)
+    checked
 }
 
 /// Runs `command`, keeps its output in `log`; the failure carries its tail.
