@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result, bail};
 use inlay_builder::build::{self, BuildOutput, DockerfileSource};
 use inlay_builder::store::Store;
+use inlay_core::Compression;
 use inlay_core::cachekey::KeyProfile;
 use inlay_core::op::NetMode;
 use inlay_frontend_dockerfile::stages;
@@ -194,6 +195,12 @@ pub fn to_request(flags: Flags) -> Result<Prepared> {
     request.secrets = secrets;
     request.network = network;
     request.extra_hosts = flags.add_hosts;
+    request.compression = match flags.compression.as_str() {
+        "zstd" => Compression::Zstd,
+        "uncompressed" => Compression::None,
+        _ => Compression::Gzip,
+    };
+    request.oci_media_types = flags.oci_mediatypes;
     request.platform = platform;
     request.source_date_epoch = source_date_epoch;
     request.iidfile = flags.iidfile;

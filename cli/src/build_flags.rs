@@ -45,6 +45,13 @@ pub struct BuildFlags {
     /// Shorthand for `--output=type=registry`.
     #[arg(long)]
     pub push: bool,
+    /// Compression of the layers this build makes: gzip (default), zstd (implies OCI media
+    /// types) or uncompressed.
+    #[arg(long, default_value = "gzip", value_parser = ["gzip", "zstd", "uncompressed"])]
+    pub compression: String,
+    /// Write OCI media types (manifest, config, layers) instead of Docker schema 2.
+    #[arg(long)]
+    pub oci_mediatypes: bool,
     /// Shorthand for `--output=type=docker`.
     #[arg(long)]
     pub load: bool,
@@ -120,6 +127,10 @@ pub struct BuildRequest {
     pub network: String,
     /// Extra hosts.
     pub add_hosts: Vec<(String, String)>,
+    /// Layer compression (`gzip`, `zstd`, `uncompressed`).
+    pub compression: String,
+    /// `--oci-mediatypes`.
+    pub oci_mediatypes: bool,
     /// Store root.
     pub root: Option<PathBuf>,
     /// Dry run.
@@ -248,6 +259,8 @@ impl BuildFlags {
             secrets,
             network: self.network,
             add_hosts,
+            compression: self.compression,
+            oci_mediatypes: self.oci_mediatypes,
             root: self.root,
             check: self.check,
             format: self.format,

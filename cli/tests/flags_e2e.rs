@@ -121,3 +121,69 @@ fn another_platform_builds_when_nothing_runs_and_names_the_run_otherwise() {
     assert!(text.contains("linux/arm64"), "{text}");
     assert!(text.contains("no emulation"), "{text}");
 }
+
+#[test]
+fn zstd_layers_make_an_oci_image_that_round_trips_through_the_cache() {
+    let Fixture {
+        registry,
+        work,
+        root,
+        base,
+        ctx,
+    } = Fixture::new();
+    write(
+        &ctx,
+        "Dockerfile",
+        "ARG BASE\nFROM $BASE\nRUN echo hi > /hi\n",
+    );
+    let name = format!("{}/zstd:v1", registry.host());
+    let meta = work.path().join("meta.json");
+    let args = [
+        "--build-arg",
+        &format!("BASE={base}"),
+        "--compression",
+        "zstd",
+        "-t",
+        &name,
+        "--push",
+        "--cache-to",
+        "type=inline",
+        "--cache-from",
+        &name,
+        "--metadata-file",
+        meta.to_str().unwrap(),
+        ctx.to_str().unwrap(),
+    ];
+    let cold = inlay_build(&root, &args);
+    assert!(cold.status.success());
+    let blob = |digest: &str| {
+        let hex = digest.trim_start_matches("sha256:");
+        std::fs::read(
+            registry
+                .dir
+                .path()
+                .join("data/docker/registry/v2/blobs/sha256")
+                .join(&hex[..2])
+                .join(hex)
+                .join("data"),
+        )
+        .unwrap()
+    };
+    let manifest: serde_json::Value =
+        serde_json::from_slice(&blob(&support::image_digest(&meta))).unwrap();
+    assert_eq!(
+        manifest["mediaType"],
+        "application/vnd.oci.image.manifest.v1+json"
+    );
+    let run_layer = &manifest["layers"][1];
+    assert_eq!(
+        run_layer["mediaType"],
+        "application/vnd.oci.image.layer.v1.tar+zstd"
+    );
+    assert!(blob(run_layer["digest"].as_str().unwrap()).starts_with(&[0x28, 0xb5, 0x2f, 0xfd]));
+
+    std::fs::remove_dir_all(&root).unwrap();
+    let warm = inlay_build(&root, &args);
+    assert!(warm.status.success());
+    assert_eq!(steps(&warm), (1, 1, 0), "the zstd layer's record hits");
+}

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use inlay_core::cache::{CacheStore, Timestamp};
 use inlay_core::cachekey::KeyProfile;
 use inlay_core::op::{NetMode, Op, VertexId};
-use inlay_core::{Descriptor, Digest, Platform};
+use inlay_core::{Compression, Descriptor, Digest, Platform};
 use inlay_exporter_inline::{ConfigInput, ImageInput, Layer, ManifestFormat, write_image};
 use inlay_frontend_dockerfile::lower::ResolvedImage as BaseResolved;
 use inlay_frontend_dockerfile::stages;
@@ -126,6 +126,12 @@ pub struct BuildRequest {
     pub network: NetMode,
     /// `--add-host` entries (`host`, `ip`).
     pub extra_hosts: Vec<(String, String)>,
+    /// `--compression`: how new layers are compressed (zstd implies OCI media types, as
+    /// Docker schema 2 has no zstd layer type).
+    pub compression: Compression,
+    /// `--oci-mediatypes`: OCI media types for every output (else Docker schema 2 unless an
+    /// output asks for OCI).
+    pub oci_media_types: bool,
     /// `--platform`: the target platform (`None`: the host's). RUN steps still run on the host,
     /// so a build for another platform can only copy and configure.
     pub platform: Option<stages::Platform>,
@@ -156,6 +162,8 @@ impl BuildRequest {
             secrets: HashMap::new(),
             network: NetMode::Unset,
             extra_hosts: Vec::new(),
+            compression: Compression::Gzip,
+            oci_media_types: false,
             platform: None,
             store_root: store_root.into(),
             source_date_epoch: None,
@@ -660,6 +668,8 @@ fn solve(
         profile: prepared.primary,
         ..SolverOptions::default()
     };
+    options.layer.compression = request.compression;
+    options.oci_media_types = oci_manifests(request);
     options.layer.source_date_epoch = request
         .source_date_epoch
         .and_then(|e| u64::try_from(e).ok());
@@ -683,6 +693,19 @@ fn solve(
     Ok(outcome)
 }
 
+/// Whether the image is written with OCI media types: asked for, an OCI output, or zstd
+/// layers (Docker schema 2 has no zstd layer type).
+fn oci_manifests(request: &BuildRequest) -> bool {
+    request.oci_media_types
+        || request.compression == Compression::Zstd
+        || request.outputs.iter().any(|o| {
+            matches!(
+                o,
+                BuildOutput::Image { oci: true, .. } | BuildOutput::Oci { .. }
+            )
+        })
+}
+
 /// The image as built: the written manifest and config, and the non-empty layers of the
 /// result (what the manifest lists).
 struct Image {
@@ -702,12 +725,7 @@ fn image(
 ) -> Result<Image, BuildError> {
     let plan = &prepared.plan;
     let result_layers = outcome.result.layers().unwrap_or_default().to_vec();
-    let oci = request.outputs.iter().any(|o| {
-        matches!(
-            o,
-            BuildOutput::Image { oci: true, .. } | BuildOutput::Oci { .. }
-        )
-    });
+    let oci = oci_manifests(request);
     let mut image_config = plan.lowered.image.clone();
     if !request.labels.is_empty() {
         let config = image_config.config.get_or_insert_with(Default::default);
