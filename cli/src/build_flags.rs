@@ -92,6 +92,7 @@ pub struct BuildFlags {
 
 /// A validated build request: what the builder is asked to do.
 #[derive(Debug)]
+#[allow(clippy::struct_excessive_bools)] // one bool per boolean CLI flag
 pub struct BuildRequest {
     /// The context directory (`None` when the Dockerfile comes from stdin with no context).
     pub context: Option<PathBuf>,
