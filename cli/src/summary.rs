@@ -6,7 +6,7 @@ use std::fmt::Write as _;
 use std::time::Duration;
 
 use inlay_builder::build::BuildReport;
-use inlay_builder::build::check::Verdict;
+use inlay_builder::build::check::{MissCause, Verdict};
 
 /// Prints the summary of `report` to stderr.
 pub fn print(report: &BuildReport, cache_from: &[String]) {
@@ -38,7 +38,18 @@ pub fn render(report: &BuildReport, cache_from: &[String]) -> String {
     if !cache_from.is_empty() && report.steps_cached.keys().all(|k| k == "local") {
         let _ = writeln!(out, "inlay:   no step came from --cache-from");
     }
-    for step in &report.missed {
+    // A first build (the cache reference does not exist yet) says so once, not per step.
+    let nothing_imported = !report.missed.is_empty()
+        && report.missed.iter().all(|s| {
+            matches!(&s.verdict, Verdict::Miss(causes) if matches!(causes.as_slice(), [MissCause::NoCacheRef]))
+        });
+    if nothing_imported {
+        let _ = writeln!(
+            out,
+            "inlay:   missed every step: no cache reference could be imported (see the warnings)"
+        );
+    }
+    for step in report.missed.iter().filter(|_| !nothing_imported) {
         if let Verdict::Miss(causes) = &step.verdict {
             let why: Vec<String> = causes.iter().map(ToString::to_string).collect();
             let _ = writeln!(
@@ -91,5 +102,30 @@ mod tests {
         assert!(text.contains("inlay:   2 cached from reg/app:latest linux/amd64"));
         assert!(text.contains("inlay: time 2.5s = resolve 0.0s"));
         assert!(text.contains("run 1.2s"));
+    }
+
+    #[test]
+    fn a_first_build_says_once_that_nothing_was_imported() {
+        let missed =
+            |number: usize, causes: Vec<MissCause>| inlay_builder::build::check::StepCheck {
+                number,
+                vertex: inlay_core::op::VertexId(number),
+                description: format!("[{number}/2] RUN true"),
+                line: number,
+                record: None,
+                content_pending: false,
+                verdict: Verdict::Miss(causes),
+            };
+        let mut report = BuildReport {
+            steps_total: 2,
+            ..BuildReport::default()
+        };
+        report.missed = vec![
+            missed(1, vec![MissCause::NoCacheRef]),
+            missed(2, vec![MissCause::NoCacheRef]),
+        ];
+        let text = render(&report, &["reg/app:latest".to_owned()]);
+        assert_eq!(text.matches("missed").count(), 1, "{text}");
+        assert!(text.contains("missed every step: no cache reference could be imported"));
     }
 }
