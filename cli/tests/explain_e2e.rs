@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use serde_json::Value;
-use support::{Registry, copy_tree, examples, inlay_build, push_busybox};
+use support::{Registry, copy_tree, examples, inlay_build, mask_digests, push_busybox};
 
 /// Runs `inlay ARGS...` with the store at `root` (`SOURCE_DATE_EPOCH=0`).
 fn inlay(root: &Path, args: &[&str]) -> Output {
@@ -425,23 +425,4 @@ fn check_text_snapshot_over_an_inlay_built_image() {
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8_lossy(&out.stdout).replace(&f.registry.host(), "[registry]");
     insta::assert_snapshot!("check_env_text", mask_digests(&text));
-}
-
-/// `sha256:` followed by hex becomes `sha256:[digest]`.
-fn mask_digests(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("sha256:") {
-        out.push_str(&rest[..i + 7]);
-        rest = &rest[i + 7..];
-        let hex = rest
-            .find(|c: char| !c.is_ascii_hexdigit())
-            .unwrap_or(rest.len());
-        if hex > 0 {
-            out.push_str("[digest]");
-        }
-        rest = &rest[hex..];
-    }
-    out.push_str(rest);
-    out
 }

@@ -156,19 +156,7 @@ fn zstd_layers_make_an_oci_image_that_round_trips_through_the_cache() {
     ];
     let cold = inlay_build(&root, &args);
     assert!(cold.status.success());
-    let blob = |digest: &str| {
-        let hex = digest.trim_start_matches("sha256:");
-        std::fs::read(
-            registry
-                .dir
-                .path()
-                .join("data/docker/registry/v2/blobs/sha256")
-                .join(&hex[..2])
-                .join(hex)
-                .join("data"),
-        )
-        .unwrap()
-    };
+    let blob = |digest: &str| std::fs::read(registry.blob_path(digest)).unwrap();
     let manifest: serde_json::Value =
         serde_json::from_slice(&blob(&support::image_digest(&meta))).unwrap();
     assert_eq!(

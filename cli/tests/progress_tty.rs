@@ -9,7 +9,7 @@ mod support;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use support::{Registry, push_busybox};
+use support::{Registry, mask_digests, push_busybox};
 
 fn tmux(socket: &str, args: &[&str]) -> std::process::Output {
     Command::new("tmux")
@@ -120,23 +120,4 @@ fn tty_progress_under_tmux() {
     eprintln!("{screen}");
     assert!(!screen.contains("\x1b["), "escapes are interpreted by tmux");
     insta::assert_snapshot!("tty_build", normalise(&screen, &registry.host()));
-}
-
-/// `sha256:` followed by hex becomes `sha256:[digest]`, wherever it is.
-fn mask_digests(text: &str) -> String {
-    let mut out = String::new();
-    let mut rest = text;
-    while let Some(i) = rest.find("sha256:") {
-        out.push_str(&rest[..i + 7]);
-        rest = &rest[i + 7..];
-        let hex = rest
-            .find(|c: char| !c.is_ascii_hexdigit())
-            .unwrap_or(rest.len());
-        if hex > 0 {
-            out.push_str("[digest]");
-        }
-        rest = &rest[hex..];
-    }
-    out.push_str(rest);
-    out
 }

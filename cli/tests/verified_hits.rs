@@ -39,7 +39,7 @@ fn push_cached(registry: &Registry, work: &Path, base: &str) -> (String, PathBuf
     );
     assert!(out.status.success());
     let manifest: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(blob_path(registry, &image_digest(&meta))).unwrap())
+        serde_json::from_slice(&std::fs::read(registry.blob_path(&image_digest(&meta))).unwrap())
             .unwrap();
     let run_layer = manifest["layers"][1]["digest"].as_str().unwrap().to_owned();
     // The next build changes the second RUN, so it needs the first RUN's files.
@@ -49,17 +49,6 @@ fn push_cached(registry: &Registry, work: &Path, base: &str) -> (String, PathBuf
     )
     .unwrap();
     (name, ctx, run_layer)
-}
-
-fn blob_path(registry: &Registry, digest: &str) -> PathBuf {
-    let hex = digest.trim_start_matches("sha256:");
-    registry
-        .dir
-        .path()
-        .join("data/docker/registry/v2/blobs/sha256")
-        .join(&hex[..2])
-        .join(hex)
-        .join("data")
 }
 
 fn rebuild(root: &Path, base: &str, name: &str, ctx: &Path) -> std::process::Output {
@@ -83,7 +72,7 @@ fn a_missing_layer_is_a_miss_with_a_warning() {
     let work = tempfile::tempdir().unwrap();
     let base = push_busybox(&registry, &work.path().join("base-store"));
     let (name, ctx, run_layer) = push_cached(&registry, work.path(), &base);
-    std::fs::remove_file(blob_path(&registry, &run_layer)).unwrap();
+    std::fs::remove_file(registry.blob_path(&run_layer)).unwrap();
 
     let out = rebuild(&work.path().join("store"), &base, &name, &ctx);
     assert!(out.status.success());
@@ -101,7 +90,7 @@ fn a_layer_of_another_size_is_a_miss_with_a_warning() {
     let work = tempfile::tempdir().unwrap();
     let base = push_busybox(&registry, &work.path().join("base-store"));
     let (name, ctx, run_layer) = push_cached(&registry, work.path(), &base);
-    let path = blob_path(&registry, &run_layer);
+    let path = registry.blob_path(&run_layer);
     let mut bytes = std::fs::read(&path).unwrap();
     bytes.extend_from_slice(b"trailing garbage");
     std::fs::write(&path, bytes).unwrap();
@@ -120,7 +109,7 @@ fn a_layer_with_other_bytes_is_distrusted_when_pulled_and_the_step_runs() {
     let base = push_busybox(&registry, &work.path().join("base-store"));
     let (name, ctx, run_layer) = push_cached(&registry, work.path(), &base);
     // Same size, other bytes: the HEAD check passes, the verified download does not.
-    let path = blob_path(&registry, &run_layer);
+    let path = registry.blob_path(&run_layer);
     let mut bytes = std::fs::read(&path).unwrap();
     let last = bytes.len() - 1;
     bytes[last] ^= 0xff;

@@ -171,9 +171,22 @@ impl TestRegistry {
         std::fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
     }
 
+    /// Where the registry keeps blob `digest` (`sha256:<hex>`) on disk, to read or damage it.
+    pub fn blob_path(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.blobs_root()
+            .join(hex.get(..2).unwrap_or_default())
+            .join(hex)
+            .join("data")
+    }
+
+    fn blobs_root(&self) -> PathBuf {
+        self.dir.path().join("data/docker/registry/v2/blobs/sha256")
+    }
+
     /// The digests of the gzip blobs (layers) the registry stores.
     pub fn layer_digests(&self) -> Vec<String> {
-        let root = self.dir.path().join("data/docker/registry/v2/blobs/sha256");
+        let root = self.blobs_root();
         let mut out = Vec::new();
         for prefix in std::fs::read_dir(&root).into_iter().flatten().flatten() {
             for blob in std::fs::read_dir(prefix.path())

@@ -127,3 +127,22 @@ impl Fixture {
         }
     }
 }
+
+/// `sha256:` followed by hex becomes `sha256:[digest]`, wherever it is (for snapshots).
+pub fn mask_digests(text: &str) -> String {
+    let mut out = String::new();
+    let mut rest = text;
+    while let Some(i) = rest.find("sha256:") {
+        out.push_str(&rest[..i + 7]);
+        rest = &rest[i + 7..];
+        let hex = rest
+            .find(|c: char| !c.is_ascii_hexdigit())
+            .unwrap_or(rest.len());
+        if hex > 0 {
+            out.push_str("[digest]");
+        }
+        rest = &rest[hex..];
+    }
+    out.push_str(rest);
+    out
+}
