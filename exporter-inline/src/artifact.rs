@@ -211,14 +211,14 @@ pub async fn push_cache_artifact(
     .await?;
     blobs.count(moved);
     let by_digest = image.with_digest(artifact.digest().clone());
-    client
-        .put_manifest(
-            &by_digest,
-            media_types::OCI_MANIFEST,
-            artifact.manifest().clone(),
-        )
-        .await
-        .map_err(ExportError::registry("push manifest", &by_digest))?;
+    crate::push::put_manifest_after_blobs(
+        client,
+        &by_digest,
+        media_types::OCI_MANIFEST,
+        artifact.manifest().clone(),
+    )
+    .await
+    .map_err(ExportError::registry("push manifest", &by_digest))?;
     blobs.manifests_pushed.push(by_digest);
 
     let tag = image.with_tag(&referrers_tag(&artifact.subject().digest));

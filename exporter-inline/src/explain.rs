@@ -75,8 +75,7 @@ pub async fn push_explain_artifact(
         blobs.count(moved);
     }
     let by_digest = image.with_digest(descriptor.digest.clone());
-    client
-        .put_manifest(&by_digest, media_types::OCI_MANIFEST, manifest)
+    crate::push::put_manifest_after_blobs(client, &by_digest, media_types::OCI_MANIFEST, manifest)
         .await
         .map_err(ExportError::registry("push manifest", &by_digest))?;
     blobs.manifests_pushed.push(by_digest);

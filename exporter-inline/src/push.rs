@@ -132,14 +132,50 @@ pub async fn push_image(
             .await?;
             report.count(moved);
         }
-        client
-            .put_manifest(target, media_type, image.manifest().clone())
+        put_manifest_after_blobs(client, target, media_type, image.manifest().clone())
             .await
             .map_err(ExportError::registry("push manifest", target))?;
         tracing::debug!(reference = %target, digest = %image.digest(), "pushed manifest");
         report.manifests_pushed.push(target.clone());
     }
     Ok(report)
+}
+
+/// How many times a manifest is sent when the registry says it names an unknown blob.
+const MANIFEST_ATTEMPTS: u32 = 3;
+
+/// Puts a manifest whose blobs this push has just uploaded or found in the repository. A
+/// `MANIFEST_BLOB_UNKNOWN` then is distribution's race, not a missing blob: its filesystem driver
+/// rewrites a blob's repository link in place when another client pushes the same blob, and a
+/// manifest checked meanwhile reads an empty link. So it is sent again after a short wait; a
+/// blob that really is missing fails the same way on the last attempt.
+pub(crate) async fn put_manifest_after_blobs(
+    client: &Client,
+    target: &Reference,
+    media_type: &str,
+    manifest: bytes::Bytes,
+) -> Result<Digest, RegistryError> {
+    let mut attempt = 1;
+    loop {
+        match client
+            .put_manifest(target, media_type, manifest.clone())
+            .await
+        {
+            Err(e)
+                if attempt < MANIFEST_ATTEMPTS
+                    && e.status() == Some(400)
+                    && e.details()
+                        .iter()
+                        .any(|d| d.code == "MANIFEST_BLOB_UNKNOWN") =>
+            {
+                tracing::debug!(reference = %target, attempt, error = %e, "the registry did not see a pushed blob yet; sending the manifest again");
+                tokio::time::sleep(std::time::Duration::from_millis(100 * u64::from(attempt)))
+                    .await;
+                attempt += 1;
+            }
+            result => return result,
+        }
+    }
 }
 
 /// Pushes `blobs` into `target`'s repository, bounded by the options' concurrency.

@@ -370,3 +370,48 @@ async fn a_refused_mount_falls_back_to_one_verified_copy() {
     let pulled = client.get_blob(&target, &layer).await.unwrap();
     assert!(layer.digest.verifies(&pulled));
 }
+
+#[tokio::test]
+async fn a_manifest_refused_for_a_blob_being_linked_is_sent_again() {
+    // When another client pushes the same blob, distribution rewrites its repository link in
+    // place, and a manifest checked at that moment is refused as naming an unknown blob.
+    let registry = TestRegistry::start();
+    let refused = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let once = refused.clone();
+    let proxy = Proxy::start(
+        registry.addr,
+        std::sync::Arc::new(move |s: &Seen| {
+            if s.method == "PUT"
+                && s.target.contains("/manifests/")
+                && !once.swap(true, std::sync::atomic::Ordering::SeqCst)
+            {
+                Action::Respond(support::http::Response::new(400).json(&serde_json::json!({
+                    "errors": [
+                        {"code": "DIGEST_INVALID", "message": "provided digest did not match uploaded content"},
+                        {"code": "MANIFEST_BLOB_UNKNOWN", "message": "blob unknown to registry"}
+                    ]
+                })))
+            } else {
+                Action::Forward
+            }
+        }),
+    )
+    .await;
+    let client = client();
+    let (input, blobs) = image_input(&[("base", b"raced")], ManifestFormat::Docker);
+    let image = write_image(&input).unwrap();
+    let target = reference(&proxy.host(), "team/raced:v1");
+    push_image(
+        &client,
+        &image,
+        std::slice::from_ref(&target),
+        &blobs,
+        &PushOptions::default(),
+    )
+    .await
+    .unwrap();
+    assert!(refused.load(std::sync::atomic::Ordering::SeqCst));
+    assert_eq!(proxy.stats.count("PUT", "/manifests/"), 2);
+    let head = client.head_manifest(&target).await.unwrap().unwrap();
+    assert_eq!(&head.digest, image.digest());
+}
